@@ -1,0 +1,29 @@
+"""The ledger layer: backends, accounts, transactions, event following.
+
+Knows nothing of IoT. See README.md in this folder for the control flow.
+"""
+
+from pervasive.chain.accounts import Keystore, Signer
+from pervasive.chain.anvil import AnvilNode, find_anvil
+from pervasive.chain.backends import anvil_dev_keys, open_ledger
+from pervasive.chain.ledger import BlockRef, Ledger, LedgerOptions
+from pervasive.chain.records import Log, Receipt
+from pervasive.chain.reverts import decode_revert
+from pervasive.chain.transactions import ContractCall, TransactionManager
+
+__all__ = [
+    "AnvilNode",
+    "BlockRef",
+    "ContractCall",
+    "Keystore",
+    "Ledger",
+    "LedgerOptions",
+    "Log",
+    "Receipt",
+    "Signer",
+    "TransactionManager",
+    "anvil_dev_keys",
+    "decode_revert",
+    "find_anvil",
+    "open_ledger",
+]

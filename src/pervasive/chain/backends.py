@@ -1,0 +1,150 @@
+"""Opening a ledger on the configured backend: embedded, anvil or rpc.
+
+This is where settings become a live connection; everything above receives a
+:class:`~pervasive.chain.ledger.Ledger` and never asks which backend it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from eth_abi import encode
+from eth_account import Account
+from eth_tester.exceptions import TransactionFailed
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.providers.eth_tester import AsyncEthereumTesterProvider
+
+from pervasive.chain.anvil import ANVIL_MNEMONIC, AnvilNode, find_anvil
+from pervasive.chain.embedded import SqliteKeyValue, persistent_tester
+from pervasive.chain.ledger import Ledger, LedgerOptions
+from pervasive.config import Settings
+from pervasive.errors import ChainUnavailable, ConfigError
+
+__all__ = ["anvil_dev_keys", "open_ledger"]
+
+
+_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+
+
+class _EmbeddedProvider(AsyncEthereumTesterProvider):
+    """The in-process EVM; commits its SQLite state after every request."""
+
+    def __init__(self, path: Path | None) -> None:
+        super().__init__()
+        self.ethereum_tester, self._store = persistent_tester(path)
+
+    async def make_request(self, method: Any, params: Any) -> Any:
+        # eth-tester raises on a revert where a node answers with an error object;
+        # answer like geth (code 3, Error(string) data) so web3 decodes both alike.
+        try:
+            return await super().make_request(method, params)
+        except TransactionFailed as failed:
+            reason = str(failed.args[0] if failed.args else "")
+            reason = reason.removeprefix("execution reverted: ").removeprefix("execution reverted")
+            data = _ERROR_SELECTOR + encode(["string"], [reason]) if reason else b""
+            error = {"code": 3, "message": f"execution reverted: {reason}", "data": "0x" + data.hex()}
+            return {"jsonrpc": "2.0", "id": 0, "error": error}
+        finally:
+            if self._store is not None:
+                self._store.commit()
+
+    def close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def anvil_dev_keys(count: int = 10) -> list[bytes]:
+    """Private keys of anvil's funded development accounts."""
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        bytes(Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key)
+        for i in range(count)
+    ]
+
+
+def _options(settings: Settings) -> LedgerOptions:
+    return LedgerOptions(
+        confirmations=settings.confirmations,
+        receipt_timeout=settings.receipt_timeout,
+        gas_margin=settings.gas_margin,
+    )
+
+
+async def open_ledger(settings: Settings, *, persist: bool = True) -> Ledger:
+    """Connect to the chain ``settings`` names, starting it first when it is ours.
+
+    ``persist=False`` gives the embedded and anvil backends a fresh chain that is
+    thrown away on close (tests, benchmarks).
+
+    Example::
+
+        ledger = await open_ledger(load_settings({"backend": "anvil"}))
+        try: ...
+        finally: await ledger.close()
+    """
+    if settings.backend == "embedded":
+        return await _open_embedded(settings, persist)
+    if settings.backend == "anvil":
+        return await _open_anvil(settings, persist)
+    if settings.backend == "rpc":
+        if not settings.rpc_url:
+            raise ConfigError("backend 'rpc' needs --rpc-url or PERVASIVE_RPC_URL")
+        return await _connect(settings.rpc_url, settings, kind="rpc", dev_keys=[], on_close=[])
+    raise ConfigError(f"unknown backend {settings.backend!r}")
+
+
+async def _open_embedded(settings: Settings, persist: bool) -> Ledger:
+    path = settings.path("chain", "embedded.sqlite") if persist else None
+    provider = _EmbeddedProvider(path)
+    w3 = AsyncWeb3(provider)
+    keys = [k.to_bytes() for k in provider.ethereum_tester.backend.account_keys]
+
+    async def close_store() -> None:
+        provider.close_store()
+
+    chain_id = int(await w3.eth.chain_id)
+    return Ledger(
+        w3, kind="embedded", chain_id=chain_id, dev_keys=keys, options=_options(settings),
+        on_close=[close_store],
+    )  # fmt: skip
+
+
+async def _open_anvil(settings: Settings, persist: bool) -> Ledger:
+    node = AnvilNode(
+        binary=find_anvil(settings.anvil_path),
+        state_file=settings.path("chain", "anvil-state.json") if persist else None,
+        port=settings.anvil_port,
+        block_time=settings.block_time,
+        log_file=settings.path("logs", "anvil.log"),
+    )
+    await node.start()
+    try:
+        return await _connect(
+            node.url, settings, kind="anvil", dev_keys=anvil_dev_keys(), on_close=[node.stop]
+        )
+    except BaseException:
+        await node.stop()
+        raise
+
+
+async def _connect(
+    url: str,
+    settings: Settings,
+    *,
+    kind: str,
+    dev_keys: list[bytes],
+    on_close: list[Callable[[], Awaitable[None]]],
+) -> Ledger:
+    w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 30}))
+    try:
+        chain_id = int(await w3.eth.chain_id)
+    except (OSError, TimeoutError) as exc:
+        await w3.provider.disconnect()
+        raise ChainUnavailable(f"no Ethereum node answers at {url}: {exc}") from exc
+    return Ledger(
+        w3, kind=kind, chain_id=chain_id, dev_keys=dev_keys, url=url,
+        options=_options(settings), on_close=on_close,
+    )  # fmt: skip

@@ -1,0 +1,33 @@
+"""Local persistence: SQLite databases inside the data directory.
+
+One helper opens a database the way every subsystem needs it: WAL journal (readers
+never block the writer), ``synchronous=NORMAL`` (durable at checkpoints, safe
+against process crashes), foreign keys on, and a busy timeout so that two
+processes sharing a file wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+__all__ = ["open_database"]
+
+
+def open_database(path: Path | str, *, schema: str = "") -> sqlite3.Connection:
+    """Open (creating if needed) the SQLite database at ``path`` and apply ``schema``.
+
+    ``schema`` is a script of ``CREATE ... IF NOT EXISTS`` statements. Use ``":memory:"``
+    for a throwaway database.
+
+    Example: ``db = open_database(settings.path("follower.sqlite"), schema=SCHEMA)``.
+    """
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    if schema:
+        connection.executescript(schema)
+    return connection
