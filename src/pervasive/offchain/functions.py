@@ -1,0 +1,103 @@
+"""Off-chain functions ``f_a``, registered by name, pinned by a source hash (paper 002, sec. 3).
+
+The agreement names its off-chain code (the paper's ``offChainCode``); here it is a
+Python callable ``f(w[t]) -> bytes | str | None`` registered under a name, together
+with ``keccak256`` of its source text. A node runs ``f`` only if that source hash
+equals the one the agreement stores, so every node provably runs the same code.
+
+``None`` is the paper's *null*: nothing is written on-chain. A ``str`` result is
+encoded as UTF-8, so results are always compared and committed as bytes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pervasive.crypto import keccak256
+from pervasive.errors import InvalidInput, NotFound
+from pervasive.offchain.window import WindowArray
+
+__all__ = ["FunctionMismatch", "FunctionRegistry", "OffchainFunction", "Result", "source_hash"]
+
+Result = bytes | None
+"""The output of ``f``: bytes, or ``None`` for the paper's null result."""
+
+Computation = Callable[[WindowArray], bytes | str | None]
+
+
+class FunctionMismatch(InvalidInput):
+    """The registered function's source hash differs from the one the agreement pins."""
+
+
+def source_hash(source: str) -> bytes:
+    """``keccak256`` of the UTF-8 source text (dedented, trailing whitespace stripped).
+
+    Example: ``source_hash("def f(w):\\n    return None\\n").hex()``.
+    """
+    normal = "\n".join(line.rstrip() for line in textwrap.dedent(source).strip().splitlines())
+    return keccak256(normal.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class OffchainFunction:
+    """A named off-chain computation with the hash of its source text."""
+
+    name: str
+    source_hash: bytes
+    function: Computation
+
+    def __call__(self, windows: WindowArray) -> Result:
+        """Run ``f(w[t])`` and normalise its output to bytes or ``None``.
+
+        Example: ``fn(window_array)  # b'...' or None``.
+        """
+        out = self.function(windows)
+        if out is None or isinstance(out, bytes):
+            return out
+        if isinstance(out, str):
+            return out.encode("utf-8")
+        raise InvalidInput(f"off-chain function {self.name!r} must return bytes, str or None")
+
+
+class FunctionRegistry:
+    """Off-chain functions a node can run, by name.
+
+    Example::
+
+        registry = FunctionRegistry()
+        registry.register("rental_time", smart_lock_rental_time)
+        f = registry.resolve("rental_time", agreement.function_hash)
+    """
+
+    def __init__(self) -> None:
+        self._functions: dict[str, OffchainFunction] = {}
+
+    def register(
+        self, name: str, function: Computation, *, source: str | None = None
+    ) -> OffchainFunction:
+        """Register ``function`` under ``name`` (source read with ``inspect`` if not given)."""
+        if name in self._functions:
+            raise InvalidInput(f"an off-chain function named {name!r} is already registered")
+        text = source if source is not None else inspect.getsource(function)
+        entry = OffchainFunction(name, source_hash(text), function)
+        self._functions[name] = entry
+        return entry
+
+    def resolve(self, name: str, expected_hash: bytes) -> OffchainFunction:
+        """The function ``name``, if its source hash is ``expected_hash``.
+
+        Raises :class:`NotFound` for an unknown name and :class:`FunctionMismatch` when
+        the code differs from what the agreement pins.
+        """
+        entry = self._functions.get(name)
+        if entry is None:
+            raise NotFound(f"no off-chain function named {name!r} is registered on this node")
+        if entry.source_hash != expected_hash:
+            raise FunctionMismatch(
+                f"off-chain function {name!r} has source hash 0x{entry.source_hash.hex()}, "
+                f"the agreement pins 0x{expected_hash.hex()}: deploy the agreed code"
+            )
+        return entry

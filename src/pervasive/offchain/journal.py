@@ -1,0 +1,232 @@
+"""The protocol's crash journal: what a node must remember to never commit twice.
+
+A node that restarts in the middle of window ``t`` must reuse the secret, result and
+window hash it already committed to (a second, different commitment would be
+equivocation), must not re-open a window it closed, and must not send the update
+transaction of ``t`` a second time. :class:`RoundJournal` is the port;
+:class:`SQLiteRoundJournal` (through :func:`pervasive.store.open_database`) and
+:class:`MemoryRoundJournal` implement it, and one test suite runs against both.
+
+The journal holds secrets ``S_{t,i}`` before they are revealed: it lives in the
+node's private data directory, like its keystore.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from pervasive.errors import InvalidInput
+from pervasive.store import open_database
+
+__all__ = ["JournalEntry", "MemoryRoundJournal", "RoundJournal", "SQLiteRoundJournal"]
+
+OPEN, AGREED, DISPUTED = "open", "agreed", "disputed"
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One window as the node committed to it."""
+
+    t: int
+    secret: bytes
+    result: bytes | None
+    window_hash: bytes
+    status: str = OPEN
+    submitted: bool = False
+
+
+class RoundJournal(Protocol):
+    """Durable per-window state of one node in one agreement."""
+
+    def load(self, t: int) -> JournalEntry | None:
+        """The entry of window ``t``, or ``None`` if the node never committed to it."""
+
+    def commit(self, entry: JournalEntry) -> JournalEntry:
+        """Store ``entry`` unless one exists for its window; return the stored one (first wins)."""
+
+    def close(self, t: int, status: str) -> None:
+        """Mark window ``t`` agreed or disputed."""
+
+    def mark_submitted(self, t: int) -> bool:
+        """Record that the update of ``t`` was handed out; ``True`` only the first time."""
+
+    def next_epoch(self) -> int:
+        """A number that grows with every (re)start of the node, so its messages never repeat."""
+
+    def unsubmitted_agreed(self) -> list[JournalEntry]:
+        """Agreed windows with a non-null result whose update was not handed out yet."""
+
+
+class MemoryRoundJournal:
+    """In-memory journal (tests, and nodes that accept losing state on a crash).
+
+    Example: ``journal = MemoryRoundJournal()``.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, JournalEntry] = {}
+        self._submitted: set[int] = set()
+        self._epoch = 0
+
+    def load(self, t: int) -> JournalEntry | None:
+        """See :meth:`RoundJournal.load`."""
+        entry = self._entries.get(t)
+        return None if entry is None else replace(entry, submitted=t in self._submitted)
+
+    def commit(self, entry: JournalEntry) -> JournalEntry:
+        """See :meth:`RoundJournal.commit`."""
+        self._entries.setdefault(entry.t, entry)
+        stored = self.load(entry.t)
+        assert stored is not None
+        return stored
+
+    def close(self, t: int, status: str) -> None:
+        """See :meth:`RoundJournal.close`."""
+        _check_status(status)
+        if t in self._entries:
+            self._entries[t] = replace(self._entries[t], status=status)
+        else:
+            self._entries[t] = JournalEntry(t, bytes(32), None, bytes(32), status)
+
+    def mark_submitted(self, t: int) -> bool:
+        """See :meth:`RoundJournal.mark_submitted`."""
+        first = t not in self._submitted
+        self._submitted.add(t)
+        return first
+
+    def next_epoch(self) -> int:
+        """See :meth:`RoundJournal.next_epoch`."""
+        self._epoch += 1
+        return self._epoch
+
+    def unsubmitted_agreed(self) -> list[JournalEntry]:
+        """See :meth:`RoundJournal.unsubmitted_agreed`."""
+        return [
+            e
+            for t, e in sorted(self._entries.items())
+            if e.status == AGREED and e.result is not None and t not in self._submitted
+        ]
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS offchain_rounds (
+    agreement TEXT NOT NULL,
+    node TEXT NOT NULL,
+    t INTEGER NOT NULL,
+    secret BLOB NOT NULL,
+    present INTEGER NOT NULL,
+    result BLOB NOT NULL,
+    window_hash BLOB NOT NULL,
+    status TEXT NOT NULL,
+    submitted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (agreement, node, t)
+);
+CREATE TABLE IF NOT EXISTS offchain_epochs (
+    agreement TEXT NOT NULL,
+    node TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    PRIMARY KEY (agreement, node)
+);
+"""
+
+
+class SQLiteRoundJournal:
+    """Journal in a SQLite file (``offchain_rounds`` table), shared safely by many agreements.
+
+    Example: ``SQLiteRoundJournal(settings.path("node.sqlite"), spec.address, key.address)``.
+    """
+
+    def __init__(self, path: Path | str | sqlite3.Connection, agreement: str, node: str) -> None:
+        if isinstance(path, sqlite3.Connection):
+            self._db = path
+            self._db.executescript(_SCHEMA)
+        else:
+            self._db = open_database(path, schema=_SCHEMA)
+        self._key = (agreement, node)
+
+    def load(self, t: int) -> JournalEntry | None:
+        """See :meth:`RoundJournal.load`."""
+        row = self._db.execute(
+            "SELECT secret, present, result, window_hash, status, submitted FROM offchain_rounds "
+            "WHERE agreement = ? AND node = ? AND t = ?",
+            (*self._key, t),
+        ).fetchone()
+        if row is None:
+            return None
+        secret, present, result, window_hash, status, submitted = row
+        return JournalEntry(
+            t, secret, result if present else None, window_hash, status, bool(submitted)
+        )
+
+    def commit(self, entry: JournalEntry) -> JournalEntry:
+        """See :meth:`RoundJournal.commit`."""
+        _check_status(entry.status)
+        self._db.execute(
+            "INSERT OR IGNORE INTO offchain_rounds "
+            "(agreement, node, t, secret, present, result, window_hash, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *self._key,
+                entry.t,
+                entry.secret,
+                int(entry.result is not None),
+                entry.result or b"",
+                entry.window_hash,
+                entry.status,
+            ),
+        )
+        stored = self.load(entry.t)
+        assert stored is not None
+        return stored
+
+    def close(self, t: int, status: str) -> None:
+        """See :meth:`RoundJournal.close`."""
+        _check_status(status)
+        self._db.execute(
+            "INSERT INTO offchain_rounds "
+            "(agreement, node, t, secret, present, result, window_hash, status) "
+            "VALUES (?, ?, ?, ?, 0, x'', ?, ?) "
+            "ON CONFLICT (agreement, node, t) DO UPDATE SET status = excluded.status",
+            (*self._key, t, bytes(32), bytes(32), status),
+        )
+
+    def mark_submitted(self, t: int) -> bool:
+        """See :meth:`RoundJournal.mark_submitted`."""
+        cursor = self._db.execute(
+            "UPDATE offchain_rounds SET submitted = 1 "
+            "WHERE agreement = ? AND node = ? AND t = ? AND submitted = 0",
+            (*self._key, t),
+        )
+        if cursor.rowcount == 1:
+            return True
+        if self.load(t) is None:
+            self.close(t, OPEN)
+            return self.mark_submitted(t)
+        return False
+
+    def next_epoch(self) -> int:
+        """See :meth:`RoundJournal.next_epoch`."""
+        row = self._db.execute(
+            "INSERT INTO offchain_epochs (agreement, node, epoch) VALUES (?, ?, 1) "
+            "ON CONFLICT (agreement, node) DO UPDATE SET epoch = epoch + 1 RETURNING epoch",
+            self._key,
+        ).fetchone()
+        return int(row[0])
+
+    def unsubmitted_agreed(self) -> list[JournalEntry]:
+        """See :meth:`RoundJournal.unsubmitted_agreed`."""
+        rows = self._db.execute(
+            "SELECT t FROM offchain_rounds WHERE agreement = ? AND node = ? AND status = ? "
+            "AND present = 1 AND submitted = 0 ORDER BY t",
+            (*self._key, AGREED),
+        ).fetchall()
+        entries = [self.load(int(t)) for (t,) in rows]
+        return [e for e in entries if e is not None]
+
+
+def _check_status(status: str) -> None:
+    if status not in (OPEN, AGREED, DISPUTED):
+        raise InvalidInput(f"journal status must be open, agreed or disputed, got {status!r}")

@@ -1,0 +1,141 @@
+"""Off-chain functions and the smart-lock case study (paper 002, section 2)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from offchain_harness import NODE_KEYS, Network
+
+from pervasive.crypto import PrivateKey
+from pervasive.errors import InvalidInput, NotFound
+from pervasive.offchain import (
+    Agreed,
+    AgreementSpec,
+    FunctionMismatch,
+    FunctionRegistry,
+    IntermediateNode,
+    SigningMode,
+    SubmitUpdate,
+    WindowBuilder,
+    WindowSpec,
+    sign_sensor_message,
+    source_hash,
+)
+from pervasive.offchain.smartlock import (
+    decode_rental_time,
+    rental_intervals,
+    smart_lock_declaration,
+    smart_lock_rental_time,
+)
+from pervasive.offchain.verification import verify_full_update
+
+LOCK_KEY = PrivateKey(b"\x61" * 32)
+DAY = 86_400
+JAN_31 = 1_706_659_200  # 2024-01-31T00:00:00Z
+
+
+def lock_window(events: list[tuple[int, str, bool, int]]):
+    decl = smart_lock_declaration(LOCK_KEY.public_key.to_bytes())
+    spec = WindowSpec((decl.address,), (0,), len(events), len(events))
+    builder = WindowBuilder(spec)
+    out = []
+    for q, event in enumerate(events):
+        out += builder.add(sign_sensor_message(LOCK_KEY, decl, q, list(event)))
+    [w] = out
+    return decl, spec, w
+
+
+def test_registry_pins_source_hash() -> None:
+    registry = FunctionRegistry()
+    entry = registry.register("f", lambda w: "x", source="def f(w):\n    return 'x'\n")
+    assert entry.source_hash == source_hash("  def f(w):   \n      return 'x'")
+    assert registry.resolve("f", entry.source_hash) is entry
+    with pytest.raises(FunctionMismatch):
+        registry.resolve("f", source_hash("def f(w): return 'y'"))
+    with pytest.raises(NotFound):
+        registry.resolve("g", entry.source_hash)
+    with pytest.raises(InvalidInput):
+        registry.register("f", lambda w: None, source="x")
+
+
+def test_results_are_normalised() -> None:
+    registry = FunctionRegistry()
+    _, _, w = lock_window([(1, "k", True, 0)])
+    assert registry.register("s", lambda w: "é", source="s")(w) == "é".encode()
+    assert registry.register("n", lambda w: None, source="n")(w) is None
+    with pytest.raises(InvalidInput):
+        registry.register("i", lambda w: 5, source="i")(w)  # type: ignore[arg-type,return-value]
+
+
+def test_rental_time_per_token_per_day_and_month() -> None:
+    events = [
+        (1, "alice", True, JAN_31 + 3600),
+        (2, "bob", True, JAN_31 + 7200),
+        (1, "alice", False, JAN_31 + 3600 + 1800),  # 30 min
+        (2, "bob", False, JAN_31 + DAY + 600),  # crosses midnight into February
+        (1, "alice", True, JAN_31 + DAY + 100),  # still open at the end: not counted
+    ]
+    _, _, w = lock_window(events)
+    result = smart_lock_rental_time(w)
+    assert result is not None
+    daily, monthly = decode_rental_time(result)
+    day = JAN_31 // DAY
+    assert daily == [("alice", day, 1800), ("bob", day, DAY - 7200), ("bob", day + 1, 600)]
+    assert monthly == [(202401, 1800 + DAY - 7200), (202402, 600)]
+    assert smart_lock_rental_time(w) == result  # deterministic
+
+
+def test_no_completed_rental_is_null() -> None:
+    _, _, w = lock_window([(1, "k", True, 10), (2, "k", False, 20)])
+    assert smart_lock_rental_time(w) is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 3), st.sampled_from(["a", "b"]), st.booleans(), st.integers(0, 10 * DAY)
+        ),
+        max_size=30,
+    )
+)
+def test_rental_total_equals_sum_of_intervals(events: list[tuple[int, str, bool, int]]) -> None:
+    intervals = rental_intervals(events)
+    assert all(end >= start for _, start, end in intervals)
+    if not events:
+        return
+    _, _, w = lock_window(events)
+    result = smart_lock_rental_time(w)
+    total = sum(end - start for _, start, end in intervals)
+    if result is None:
+        assert total == 0
+    else:
+        daily, monthly = decode_rental_time(result)
+        assert sum(s for *_, s in daily) == total == sum(s for _, s in monthly)
+
+
+def test_smart_lock_agreement_end_to_end() -> None:
+    """Insurance and service provider each run a node; both agree on the rental time."""
+    registry = FunctionRegistry()
+    function = registry.register("rental_time", smart_lock_rental_time)
+    decl, window_spec, w = lock_window([(7, "tok", True, JAN_31), (7, "tok", False, JAN_31 + 900)])
+    spec = AgreementSpec(
+        address="0x" + "ab" * 20,
+        chain_id=1337,
+        nodes=(NODE_KEYS[0].address, NODE_KEYS[1].address),
+        sensors=(decl,),
+        window=window_spec,
+        function_name="rental_time",
+        function_hash=function.source_hash,
+        mode=SigningMode.RING,
+    )
+    resolved = registry.resolve(spec.function_name, spec.function_hash)
+    net = Network({k.address: IntermediateNode(k, spec, resolved) for k in NODE_KEYS[:2]})
+    for address in net.nodes:
+        net.start(address, w)
+    net.run()
+    [update] = net.all_of(SubmitUpdate)
+    stored = verify_full_update(spec, update.call.calldata())
+    assert decode_rental_time(stored.result)[1] == [(202401, 900)]
+    assert len(net.all_of(Agreed)) == 2
