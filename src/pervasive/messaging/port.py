@@ -32,14 +32,23 @@ class MqttConnection(Protocol):
         """The identity the broker knows this session by (the certificate CN under TLS)."""
         ...
 
-    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
         """Publish; with qos 1 return once the broker acknowledged (PUBACK)."""
         ...
 
     async def subscribe(self, topic_filter: str, *, qos: int = 1) -> None:
-        """Subscribe; raise ``PermissionError``-like ``UserError`` when the broker refuses."""
+        """Subscribe (and resubscribe after reconnects).
+
+        Raises ``TopicDenied`` (a ``UserError`` and ``PermissionError``) when refused.
+        """
         ...
 
     def messages(self) -> AsyncIterator[MqttMessage]:
-        """Every message delivered to this session, in arrival order."""
+        """Every message delivered to this session, in arrival order.
+
+        QoS 1 means at least once: deduplicate with
+        :class:`pervasive.messaging.dedupe.Deduplicator` where applying twice matters.
+        """
         ...

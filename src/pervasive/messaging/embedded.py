@@ -1,0 +1,256 @@
+"""The embedded broker: amqtt in this process, for machines without mosquitto.
+
+It enforces what :class:`~pervasive.messaging.mosquitto.MosquittoBroker` enforces:
+
+* a TLS listener that requires a client certificate signed by the platform CA;
+* the certificate CN as identity; a serial on the CA's CRL, or a CN that holds no
+  active certificate, is refused at CONNECT (CONNACK "not authorized");
+* the same access policy (:mod:`pervasive.messaging.access`) on every publish,
+  subscribe and delivery, re-checked against the current CRL, so a revoked
+  session that is still connected loses access at :meth:`EmbeddedBroker.refresh`.
+
+Two amqtt behaviours are adjusted in a subclass: a persistent session's TLS
+identity is taken from the new connection (amqtt keeps the first connection's),
+and clients may publish on the AWS shadow topics ``$aws/...`` (amqtt refuses every
+``$`` topic, while MQTT only keeps them out of wildcard subscriptions).
+
+Example::
+
+    async with EmbeddedBroker(ca.broker_credentials(), ca.active_identities) as broker:
+        print(broker.port)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.errors import BrokerError
+from amqtt.events import BrokerEvents
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from cryptography import x509
+
+from pervasive.messaging.access import may_publish, may_receive, may_subscribe
+from pervasive.messaging.errors import BrokerUnavailable
+from pervasive.messaging.mosquitto import free_port
+from pervasive.messaging.tls import BrokerCredentials, certificate_identity, load_revoked_serials
+
+__all__ = ["EmbeddedBroker"]
+
+_SHADOW_ROOT = "$aws/"
+_log = logging.getLogger(__name__)
+
+
+class _AccessState:
+    """What the plugins consult: revoked serials, active identities, session owners."""
+
+    def __init__(
+        self, credentials: BrokerCredentials, identities: Callable[[], Iterable[str]]
+    ) -> None:
+        self._credentials = credentials
+        self._identities = identities
+        self.revoked: frozenset[int] = frozenset()
+        self.active: frozenset[str] = frozenset()
+        self.sessions: dict[str, tuple[str, int]] = {}
+        """client id -> (identity, certificate serial) of its current connection."""
+
+    def reload(self) -> None:
+        self.revoked = load_revoked_serials(self._credentials.crl_file, self._credentials.ca_file)
+        self.active = frozenset(self._identities())
+
+    def identity_of(self, session: Any) -> str | None:
+        """The identity a session may act as right now, or None."""
+        owner = self.sessions.get(session.client_id)
+        if owner is None or session.username != owner[0]:
+            return None
+        identity, serial = owner
+        if serial in self.revoked or identity not in self.active:
+            return None
+        return identity
+
+
+class CertificateAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
+    """amqtt auth plugin: the client certificate's CN is the identity."""
+
+    @dataclass
+    class Config:
+        state: Any = None
+
+    async def authenticate(self, *, session: Any) -> bool | None:
+        state: _AccessState = self.config.state
+        ssl_object = session.ssl_object
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return False
+        serial = x509.load_der_x509_certificate(der).serial_number
+        identity = certificate_identity(der)
+        if serial in state.revoked or identity not in state.active:
+            _log.info("refused %r: certificate %x revoked or not registered", identity, serial)
+            return False
+        previous = state.sessions.get(session.client_id)
+        if previous is not None and previous[0] != identity:
+            _log.info(
+                "refused %r: client id %r belongs to %r", identity, session.client_id, previous[0]
+            )
+            return False
+        session.username = identity
+        state.sessions[session.client_id] = (identity, serial)
+        return True
+
+
+class AccessPolicyPlugin(BaseTopicPlugin):  # type: ignore[misc]
+    """amqtt topic plugin: the access policy of :mod:`pervasive.messaging.access`."""
+
+    @dataclass
+    class Config:
+        state: Any = None
+
+    async def topic_filtering(
+        self, *, session: Any = None, topic: str | None = None, action: Action | None = None
+    ) -> bool | None:
+        state: _AccessState = self.config.state
+        identity = state.identity_of(session) if session is not None else None
+        if identity is None or not topic:
+            return False
+        if action == Action.PUBLISH:
+            return may_publish(identity, topic)
+        if action == Action.SUBSCRIBE:
+            return may_subscribe(identity, topic)
+        return may_receive(identity, topic)
+
+
+class _PlatformBroker(Broker):  # type: ignore[misc]
+    def __init__(self, config: dict[str, Any], credentials: BrokerCredentials) -> None:
+        self._credentials = credentials
+        super().__init__(config)
+
+    def _create_ssl_context(self, _listener: Any) -> Any:
+        # amqtt verifies client certificates only optionally; the platform requires them
+        return self._credentials.server_ssl_context()
+
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[Any, Any]:
+        handler, session = await super()._initialize_client_session(
+            reader, writer, remote_address, remote_port
+        )
+        # a resumed session must be judged by the certificate of *this* connection
+        session.ssl_object = writer.get_ssl_info()
+        return handler, session
+
+    async def _handle_message_delivery(
+        self, client_session: Any, handler: Any, wait_deliver: asyncio.Future[Any]
+    ) -> bool:
+        message = wait_deliver.result()
+        topic = getattr(message, "topic", None)
+        if not topic or not topic.startswith(_SHADOW_ROOT) or "+" in topic or "#" in topic:
+            return bool(
+                await super()._handle_message_delivery(client_session, handler, wait_deliver)
+            )
+        await self.plugins_manager.fire_event(
+            BrokerEvents.MESSAGE_RECEIVED, client_id=client_session.client_id, message=message
+        )
+        if await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH):
+            await self.plugins_manager.fire_event(
+                BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=message
+            )
+            await self._broadcast_message(client_session, topic, message.data)
+            if message.publish_packet and message.publish_packet.retain_flag:
+                await self.retain_message(client_session, topic, message.data, message.qos)
+        return True
+
+
+class EmbeddedBroker:
+    """An amqtt broker with the platform's TLS identities and access policy."""
+
+    def __init__(
+        self,
+        credentials: BrokerCredentials,
+        identities: Callable[[], Iterable[str]],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.credentials = credentials
+        self.host = host
+        self.port = port
+        self._identities = identities
+        self._state: _AccessState | None = None
+        self._broker: _PlatformBroker | None = None
+
+    async def start(self) -> None:
+        """Start listening (on a free port when ``port`` is 0).
+
+        Example: ``await broker.start()``.
+        """
+        if self._broker is not None:
+            return
+        state = _AccessState(self.credentials, self._identities)
+        state.reload()
+        if self.port == 0:
+            self.port = free_port(self.host)
+        config = {
+            "listeners": {
+                "default": {
+                    "type": "tcp",
+                    "bind": f"{self.host}:{self.port}",
+                    "ssl": True,
+                    "cafile": str(self.credentials.ca_file),
+                    "certfile": str(self.credentials.cert_file),
+                    "keyfile": str(self.credentials.key_file),
+                }
+            },
+            "plugins": {
+                f"{__name__}.CertificateAuthPlugin": {"state": state},
+                f"{__name__}.AccessPolicyPlugin": {"state": state},
+            },
+        }
+        broker = _PlatformBroker(config, self.credentials)
+        try:
+            await broker.start()
+        except (BrokerError, OSError) as exc:
+            raise BrokerUnavailable(f"the embedded broker could not start: {exc}") from exc
+        self._state, self._broker = state, broker
+
+    def refresh(self) -> None:
+        """Reload the CRL and the identities; revoked sessions lose access at once.
+
+        Example: ``ca.add_listener(broker.refresh)``.
+        """
+        if self._state is not None:
+            self._state.reload()
+
+    async def settle(self) -> None:
+        """Nothing to wait for: :meth:`refresh` takes effect before it returns."""
+
+    @property
+    def running(self) -> bool:
+        """True while the broker is listening."""
+        return self._broker is not None
+
+    async def stop(self) -> None:
+        """Stop the broker and close every session.
+
+        Example: ``await broker.stop()``.
+        """
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            await broker.shutdown()
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,476 @@
+"""The platform certificate authority: issue, revoke, rotate, list and verify.
+
+Paper 004 sections 4.5 and 5.4: a device proves its integrity with an X.509
+certificate before it may talk to the platform, one certificate per device, and a
+compromised certificate is revoked. The CA lives in one folder of the data
+directory::
+
+    <home>/pki/ca.key.pem     CA private key, PKCS#8 encrypted with the platform password
+    <home>/pki/ca.cert.pem    CA certificate (distribute it to devices and the broker)
+    <home>/pki/crl.pem        current revocation list, rewritten on every revocation
+    <home>/pki/index.sqlite   every certificate issued, its status and rotation chain
+
+Listeners (e.g. a broker's ``refresh``) are called after every change, so the
+broker's ACL and CRL follow the index.
+
+Example::
+
+    ca = CertificateAuthority.open(settings.path("pki"), password=settings.password)
+    issued = ca.issue_device("lock-7")
+    creds = ca.write_credentials(issued, settings.path("devices", "lock-7"))
+    ca.revoke(issued.record.serial)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pervasive.errors import ConfigError, InternalError, InvalidInput, KeystoreError, NotFound
+from pervasive.messaging.tls import BrokerCredentials, ClientCredentials
+from pervasive.messaging.topics import (
+    is_service_identity,
+    validate_device_id,
+    validate_identity,
+)
+from pervasive.pki.certificates import (
+    BACKDATE,
+    build_ca_certificate,
+    build_crl,
+    build_leaf_certificate,
+    certificate_pem,
+    new_private_key,
+    private_key_pem,
+)
+from pervasive.pki.index import SCHEMA, CertificateIndex
+from pervasive.pki.records import (
+    CertificateKind,
+    CertificateRecord,
+    CertificateStatus,
+    IssuedCertificate,
+)
+from pervasive.pki.verification import verify_certificate
+from pervasive.store import open_database
+
+__all__ = ["CertificateAuthority"]
+
+DEFAULT_VALIDITY = timedelta(days=365)
+CA_VALIDITY = timedelta(days=3650)
+CRL_VALIDITY = timedelta(days=30)
+BROKER_HOSTS = ("127.0.0.1", "localhost")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` readable by the owner only, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    os.replace(temporary, path)
+
+
+def _write_public(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+class CertificateAuthority:
+    """A CA kept in one folder; open it with :meth:`open`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        ca_key: ec.EllipticCurvePrivateKey,
+        ca_certificate: x509.Certificate,
+        index: CertificateIndex,
+        clock: Callable[[], datetime],
+        crl_validity: timedelta,
+    ) -> None:
+        self.directory = directory
+        self._key = ca_key
+        self.certificate = ca_certificate
+        self._index = index
+        self._clock = clock
+        self._crl_validity = crl_validity
+        self._listeners: list[Callable[[], None]] = []
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        password: str | None,
+        *,
+        name: str = "pervasive platform CA",
+        clock: Callable[[], datetime] | None = None,
+        crl_validity: timedelta = CRL_VALIDITY,
+    ) -> CertificateAuthority:
+        """Open the CA in ``directory``, creating key, certificate and CRL on first use.
+
+        The CA key is encrypted at rest with ``password`` (``PERVASIVE_PASSWORD``).
+
+        Example: ``CertificateAuthority.open(Path(".pervasive/pki"), "s3cret")``.
+        """
+        if not password:
+            raise ConfigError("the CA key needs a password: set PERVASIVE_PASSWORD or --password")
+        clock = clock or (lambda: datetime.now(UTC))
+        directory.mkdir(parents=True, exist_ok=True)
+        key_path, cert_path = directory / "ca.key.pem", directory / "ca.cert.pem"
+        if key_path.exists():
+            try:
+                key = serialization.load_pem_private_key(
+                    key_path.read_bytes(), password=password.encode()
+                )
+            except (ValueError, TypeError) as exc:
+                raise KeystoreError(
+                    f"cannot decrypt the CA key {key_path}: wrong password or corrupt file"
+                ) from exc
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise KeystoreError(f"{key_path} is not an EC private key")
+            certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        else:
+            key = new_private_key()
+            certificate = build_ca_certificate(key, name, clock(), CA_VALIDITY)
+            _write_public(cert_path, certificate_pem(certificate))
+            _write_private(key_path, private_key_pem(key, password.encode()))
+        index = CertificateIndex(open_database(directory / "index.sqlite", schema=SCHEMA))
+        authority = cls(
+            directory,
+            ca_key=key,
+            ca_certificate=certificate,
+            index=index,
+            clock=clock,
+            crl_validity=crl_validity,
+        )
+        authority.write_crl()
+        return authority
+
+    # -- paths ---------------------------------------------------------------
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate (PEM) that devices and the broker trust."""
+        return self.directory / "ca.cert.pem"
+
+    @property
+    def crl_file(self) -> Path:
+        """The current CRL (PEM)."""
+        return self.directory / "crl.pem"
+
+    # -- issuing -------------------------------------------------------------
+
+    def issue_device(
+        self,
+        device_id: str,
+        *,
+        validity: timedelta = DEFAULT_VALIDITY,
+        public_key: ec.EllipticCurvePublicKey | None = None,
+    ) -> IssuedCertificate:
+        """Issue the certificate of device ``device_id`` (CN = device id, ``clientAuth``).
+
+        Without ``public_key`` the CA generates an EC P-256 key pair and returns the
+        private key once; with it (the device kept its own key) none is returned.
+        A device holds one active certificate: use :meth:`rotate` to replace it.
+
+        Example: ``ca.issue_device("lock-7", validity=timedelta(days=90))``.
+        """
+        validate_device_id(device_id)
+        return self._issue(device_id, CertificateKind.DEVICE, validity, public_key)
+
+    def issue_service(
+        self, identity: str, *, validity: timedelta = DEFAULT_VALIDITY
+    ) -> IssuedCertificate:
+        """Issue a service identity such as ``svc:shadow`` (grants come from its role).
+
+        Example: ``ca.issue_service("svc:shadow")``.
+        """
+        if not is_service_identity(identity):
+            raise InvalidInput(f"service identities start with 'svc:', got {identity!r}")
+        validate_identity(identity)
+        return self._issue(identity, CertificateKind.SERVICE, validity, None)
+
+    def issue_server(
+        self,
+        hosts: Sequence[str] = BROKER_HOSTS,
+        *,
+        validity: timedelta = DEFAULT_VALIDITY,
+    ) -> IssuedCertificate:
+        """Issue the broker's server certificate with ``hosts`` as subject alternative names.
+
+        Example: ``ca.issue_server(("127.0.0.1", "localhost"))``.
+        """
+        if not hosts:
+            raise InvalidInput("a server certificate needs at least one host name or address")
+        return self._issue(
+            f"broker:{hosts[0]}", CertificateKind.SERVER, validity, None, hosts=hosts
+        )
+
+    def _issue(
+        self,
+        cn: str,
+        kind: CertificateKind,
+        validity: timedelta,
+        public_key: ec.EllipticCurvePublicKey | None,
+        *,
+        hosts: Sequence[str] = (),
+        replacing: int | None = None,
+    ) -> IssuedCertificate:
+        if validity <= timedelta(0):
+            raise InvalidInput(f"certificate validity must be positive, got {validity}")
+        now = self._clock()
+        active = [r for r in self._index.by_name(cn) if r.status(now) is CertificateStatus.ACTIVE]
+        if kind is not CertificateKind.SERVER and replacing is None and active:
+            raise InvalidInput(
+                f"{cn!r} already holds an active certificate (serial {active[0].serial_hex}); "
+                "rotate it instead of issuing a second one"
+            )
+        private_key = None if public_key is not None else new_private_key()
+        subject_key = public_key or private_key.public_key()  # type: ignore[union-attr]
+        certificate = build_leaf_certificate(
+            self.certificate,
+            self._key,
+            cn,
+            subject_key,
+            kind=kind,
+            now=now,
+            validity=validity,
+            hosts=hosts,
+        )
+        pem = certificate_pem(certificate)
+        record = CertificateRecord(
+            serial=certificate.serial_number,
+            common_name=cn,
+            kind=kind,
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+            fingerprint=hashlib.sha256(
+                certificate.public_bytes(serialization.Encoding.DER)
+            ).hexdigest(),
+            certificate_pem=pem,
+        )
+        with self._index.transaction():
+            self._index.add(record)
+            if replacing is not None:
+                self._index.mark_revoked(
+                    replacing, now, x509.ReasonFlags.superseded, replaced_by=record.serial
+                )
+        if replacing is not None:
+            self.write_crl()
+        self._notify()
+        key_pem = private_key_pem(private_key) if private_key is not None else None
+        return IssuedCertificate(record=record, private_key_pem=key_pem)
+
+    # -- revoking and rotating -----------------------------------------------
+
+    def revoke(
+        self, serial: int, reason: x509.ReasonFlags = x509.ReasonFlags.unspecified
+    ) -> CertificateRecord:
+        """Revoke the certificate ``serial`` and publish a new CRL; idempotent.
+
+        Example: ``ca.revoke(issued.record.serial, x509.ReasonFlags.key_compromise)``.
+        """
+        self._index.by_serial(serial)
+        self._index.mark_revoked(serial, self._clock(), reason)
+        self.write_crl()
+        self._notify()
+        return self._index.by_serial(serial)
+
+    def revoke_identity(
+        self, common_name: str, reason: x509.ReasonFlags = x509.ReasonFlags.cessation_of_operation
+    ) -> list[CertificateRecord]:
+        """Revoke every unrevoked certificate of ``common_name`` (a retired device).
+
+        Example: ``ca.revoke_identity("lock-7")``.
+        """
+        records = self._index.by_name(common_name)
+        if not records:
+            raise NotFound(f"no certificate was issued to {common_name!r}")
+        now = self._clock()
+        with self._index.transaction():
+            for record in records:
+                self._index.mark_revoked(record.serial, now, reason)
+        self.write_crl()
+        self._notify()
+        return self._index.by_name(common_name)
+
+    def rotate(
+        self,
+        common_name: str,
+        *,
+        validity: timedelta | None = None,
+        public_key: ec.EllipticCurvePublicKey | None = None,
+    ) -> IssuedCertificate:
+        """Issue a new certificate for ``common_name`` and revoke the current one (superseded).
+
+        Example: ``fresh = ca.rotate("lock-7")``; the old serial is now on the CRL.
+        """
+        now = self._clock()
+        records = [r for r in self._index.by_name(common_name) if r.revoked_at is None]
+        if not records:
+            raise NotFound(f"{common_name!r} has no unrevoked certificate to rotate")
+        current = records[-1]
+        if current.kind is CertificateKind.SERVER:
+            raise InvalidInput("rotate the broker certificate with broker_credentials(renew=True)")
+        # a device that lost several certificates at once keeps only the new one
+        with self._index.transaction():
+            for stale in records[:-1]:
+                self._index.mark_revoked(stale.serial, now, x509.ReasonFlags.superseded)
+        # keep the requested lifetime; not_before was backdated for clock skew
+        lifetime = validity or current.not_after - current.not_before - BACKDATE
+        return self._issue(
+            common_name, current.kind, lifetime, public_key, replacing=current.serial
+        )
+
+    # -- reading -------------------------------------------------------------
+
+    def certificates(self, *, include_revoked: bool = True) -> list[CertificateRecord]:
+        """Every certificate issued, oldest first (optionally only unrevoked ones).
+
+        Example: ``[r.common_name for r in ca.certificates(include_revoked=False)]``.
+        """
+        records = self._index.all()
+        if include_revoked:
+            return records
+        return [r for r in records if r.revoked_at is None]
+
+    def get(self, serial: int) -> CertificateRecord:
+        """The record of ``serial``; ``NotFound`` when unknown.
+
+        Example: ``ca.get(serial).status(now)``.
+        """
+        return self._index.by_serial(serial)
+
+    def active_identities(self) -> list[str]:
+        """CNs of devices and services holding an active certificate (the broker ACL).
+
+        Example: ``"lock-7" in ca.active_identities()``.
+        """
+        now = self._clock()
+        return sorted(
+            {
+                r.common_name
+                for r in self._index.all()
+                if r.kind is not CertificateKind.SERVER
+                and r.status(now) is CertificateStatus.ACTIVE
+            }
+        )
+
+    def verify(
+        self,
+        certificate: bytes,
+        *,
+        at: datetime | None = None,
+        kind: CertificateKind | None = None,
+    ) -> CertificateRecord:
+        """Verify a presented certificate (PEM or DER): chain, validity window, revocation.
+
+        Returns its index record; raises a :class:`CertificateRejected` subclass that
+        says which check failed.
+
+        Example: ``ca.verify(Path("cert.pem").read_bytes()).common_name``.
+        """
+        return verify_certificate(
+            certificate,
+            self.certificate,
+            self._index,
+            at=at if at is not None else self._clock(),
+            kind=kind,
+        )
+
+    # -- files ---------------------------------------------------------------
+
+    def crl_pem(self) -> bytes:
+        """A freshly signed CRL of every revoked certificate (PEM).
+
+        Example: ``x509.load_pem_x509_crl(ca.crl_pem())``.
+        """
+        now = self._clock()
+        crl = build_crl(
+            self.certificate,
+            self._key,
+            self._index.revocations(),
+            now=now,
+            validity=self._crl_validity,
+            number=self._index.next_crl_number(now),
+        )
+        return crl.public_bytes(serialization.Encoding.PEM)
+
+    def write_crl(self) -> Path:
+        """Write the current CRL to :attr:`crl_file` atomically and return its path.
+
+        Example: ``ca.write_crl()``.
+        """
+        _write_public(self.crl_file, self.crl_pem())
+        return self.crl_file
+
+    def write_credentials(self, issued: IssuedCertificate, directory: Path) -> ClientCredentials:
+        """Write ``cert.pem``, ``key.pem`` (mode 0600) and ``ca.pem`` for a device or service.
+
+        Example: ``creds = ca.write_credentials(ca.issue_device("lock-7"), Path("lock-7"))``.
+        """
+        if issued.private_key_pem is None:
+            raise InvalidInput(
+                f"the key of {issued.common_name!r} was generated by the device; "
+                "only its certificate can be written"
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_public(directory / "cert.pem", issued.certificate_pem)
+        _write_private(directory / "key.pem", issued.private_key_pem)
+        _write_public(directory / "ca.pem", certificate_pem(self.certificate))
+        return ClientCredentials(
+            ca_file=directory / "ca.pem",
+            cert_file=directory / "cert.pem",
+            key_file=directory / "key.pem",
+        )
+
+    def broker_credentials(
+        self, hosts: Sequence[str] = BROKER_HOSTS, *, renew: bool = False
+    ) -> BrokerCredentials:
+        """The broker's TLS files under ``<pki>/broker/``, issuing a server certificate if needed.
+
+        The certificate is reissued when missing, expiring within a day, or ``renew``.
+
+        Example: ``MosquittoBroker(ca.broker_credentials(), ca.active_identities, ...)``.
+        """
+        folder = self.directory / "broker"
+        cert_path, key_path = folder / "server.cert.pem", folder / "server.key.pem"
+        fresh = renew or not cert_path.exists() or not key_path.exists()
+        if not fresh:
+            current = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            fresh = current.not_valid_after_utc - self._clock() < timedelta(days=1)
+        if fresh:
+            issued = self.issue_server(hosts)
+            if issued.private_key_pem is None:
+                raise InternalError("a server certificate was issued without its key")
+            _write_public(cert_path, issued.certificate_pem)
+            _write_private(key_path, issued.private_key_pem)
+        return BrokerCredentials(
+            ca_file=self.ca_file, cert_file=cert_path, key_file=key_path, crl_file=self.crl_file
+        )
+
+    # -- listeners -----------------------------------------------------------
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every issue, revocation and rotation.
+
+        Example: ``ca.add_listener(broker.refresh)``.
+        """
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            callback()
+
+    def close(self) -> None:
+        """Close the index database."""
+        self._index.close()
