@@ -1,0 +1,102 @@
+"""The ``pervasive`` command: global options, sub-commands, and how errors are reported.
+
+Every :class:`~pervasive.errors.UserError` becomes one red line and exit code 1 (the
+message says what to fix); an :class:`~pervasive.errors.InternalError` or any other
+unexpected exception prints its traceback, asks for an issue, and exits with 70
+(``EX_SOFTWARE``). Both are handled once, in :class:`ReportingGroup`.
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from pervasive.cli import account, chain, demo, registry
+from pervasive.cli.session import CliState
+from pervasive.errors import UserError
+
+__all__ = ["EXIT_INTERNAL", "EXIT_USER", "ReportingGroup", "app", "main"]
+
+EXIT_USER = 1
+EXIT_INTERNAL = 70
+ISSUES = "https://github.com/pervasive-contracts/pervasive/issues"
+
+
+class ReportingGroup(TyperGroup):
+    """The root group: turns pervasive's errors into messages and exit codes."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort):  # usage errors, --help, ^C
+            raise
+        except UserError as exc:
+            Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(EXIT_USER) from None
+        except Exception as exc:  # an InternalError or a bug we did not foresee
+            err = Console(stderr=True)
+            err.print(escape("".join(traceback.format_exception(exc))), soft_wrap=True, end="")
+            err.print(
+                f"[red]internal error:[/red] {escape(str(exc))}\n"
+                f"This is a bug in pervasive: please file an issue at {ISSUES} "
+                "with the traceback above.",
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+
+app = typer.Typer(
+    cls=ReportingGroup,
+    name="pervasive",
+    help=(
+        "Pervasive contracts: IoT devices as parties of blockchain smart contracts.\n\n"
+        "Everything lives in one data directory (--home, default .pervasive): the "
+        "keystore, the embedded chain, compiled contracts and deployments. Start with "
+        "`pervasive demo registry`, which registers users, sensors and intermediate "
+        "nodes on an in-process chain and prints them."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(account.app, name="account")
+app.add_typer(chain.app, name="chain")
+app.add_typer(registry.app, name="registry")
+app.add_typer(demo.app, name="demo")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    *,
+    home: Annotated[
+        Path | None, typer.Option(help="Data directory (keystore, chain state, artifacts).")
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Ledger: embedded (in-process EVM, default), anvil, or rpc."),
+    ] = None,
+    rpc_url: Annotated[
+        str | None, typer.Option(help="JSON-RPC endpoint for --backend rpc.")
+    ] = None,
+    block_time: Annotated[
+        float | None, typer.Option(help="Seconds between anvil blocks (default: mine at once).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Settings file (default ./pervasive.toml).")
+    ] = None,
+) -> None:
+    """Global options; PERVASIVE_* variables and pervasive.toml set the same settings."""
+    flags = {"home": home, "backend": backend, "rpc_url": rpc_url, "block_time": block_time}
+    ctx.obj = CliState(flags=flags, config_file=config)
+
+
+def main() -> None:
+    """Entry point of the ``pervasive`` console script."""
+    app()

@@ -1,0 +1,136 @@
+"""What every command shares: the global flags, the settings, a ledger session, the signer.
+
+This is the CLI's composition root. The global options become one
+:class:`~pervasive.config.Settings` (through :func:`~pervasive.config.load_settings`,
+so file < environment < flags); a command's coroutine runs under ``asyncio.run``
+(:func:`run`) and opens the ledger and the deployment book through :func:`session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from pervasive.config import Settings, load_settings
+from pervasive.errors import InvalidInput
+
+if TYPE_CHECKING:  # the chain stack loads in about two seconds: only when a command needs it
+    from pervasive.chain import Keystore, Ledger, Signer
+    from pervasive.contracts import DeploymentBook, Registry
+
+__all__ = ["CliState", "Session", "run", "session", "state_of"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class CliState:
+    """The global options of one invocation; settings are loaded on first use."""
+
+    flags: dict[str, Any]
+    config_file: Path | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of this invocation (file, env, flags)."""
+        if self._settings is None:
+            self._settings = load_settings(self.flags, config_file=self.config_file)
+        return self._settings
+
+    @property
+    def console(self) -> Console:
+        """Where results are printed."""
+        return Console()
+
+    def keystore(self) -> Keystore:
+        """The keystore in the data directory."""
+        from pervasive.chain import Keystore
+
+        return Keystore(self.settings.path("keystore"))
+
+    def password(self, *, confirm: bool = False) -> str:
+        """The keystore password: ``PERVASIVE_PASSWORD`` (or the config), else a hidden prompt."""
+        if self.settings.password:
+            return self.settings.password
+        answer: str = typer.prompt(
+            "Keystore password", hide_input=True, confirmation_prompt=confirm
+        )
+        return answer
+
+
+def state_of(ctx: typer.Context) -> CliState:
+    """The :class:`CliState` the root callback stored in the click context."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState(flags={})
+    return root.obj
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine: the one place the CLI enters asyncio."""
+    return asyncio.run(coroutine)
+
+
+@dataclass
+class Session:
+    """An open ledger plus the deployment book of the data directory."""
+
+    state: CliState
+    ledger: Ledger
+    book: DeploymentBook
+
+    @property
+    def artifacts(self) -> Path:
+        """The folder of cached compiled contracts."""
+        return self.state.settings.path("artifacts")
+
+    def signer(self, account: str | None, dev_account: int | None) -> Signer:
+        """The signer named by ``--account`` (keystore) or ``--dev-account`` (embedded/anvil).
+
+        Without either, development account 0 on the embedded and anvil backends.
+        """
+        if account is not None and dev_account is not None:
+            raise InvalidInput("give either --account or --dev-account, not both")
+        if account is not None:
+            return self.state.keystore().load(account, self.state.password())
+        if dev_account is not None and not 0 <= dev_account < 10:
+            raise InvalidInput(f"--dev-account is 0-9, got {dev_account}")
+        return self.ledger.dev_signer(dev_account or 0)
+
+    async def registry(self, signer: Signer | None = None) -> Registry:
+        """The registry on this chain: deployed by ``signer`` when missing, else found."""
+        from pervasive.contracts import Registry
+
+        if signer is None:
+            return await Registry.find(self.ledger, self.book, artifacts=self.artifacts)
+        return await Registry.open(self.ledger, signer, artifacts=self.artifacts, book=self.book)
+
+
+@asynccontextmanager
+async def session(state: CliState) -> AsyncIterator[Session]:
+    """Open the configured ledger and deployment book; close both afterwards.
+
+    Example::
+
+        async with session(state) as s:
+            registry = await s.registry(s.signer(None, 0))
+    """
+    from pervasive.chain import open_ledger
+    from pervasive.contracts import DeploymentBook
+
+    settings = state.settings
+    ledger = await open_ledger(settings)
+    book = DeploymentBook(settings.path("deployments.sqlite"))
+    try:
+        yield Session(state, ledger, book)
+    finally:
+        book.close()
+        await ledger.close()
