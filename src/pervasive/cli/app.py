@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from pervasive.cli import account, chain, demo, registry
+from pervasive.cli import account, chain, demo, device, registry
 from pervasive.cli.session import CliState
 from pervasive.errors import UserError
 
@@ -69,6 +69,7 @@ app.add_typer(account.app, name="account")
 app.add_typer(chain.app, name="chain")
 app.add_typer(registry.app, name="registry")
 app.add_typer(demo.app, name="demo")
+app.add_typer(device.app, name="device")
 
 
 @app.callback()

@@ -142,6 +142,8 @@ class MosquittoBroker:
                 f"persistence_location {persistence}/",
                 "autosave_interval 5",
                 "max_queued_messages 100000",
+                # small MQTT packets must not wait for Nagle's algorithm (~40 ms each)
+                "set_tcp_nodelay true",
                 "log_dest stderr",
                 "log_type error",
                 "log_type warning",

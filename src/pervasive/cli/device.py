@@ -1,0 +1,284 @@
+"""``pervasive device register|revoke|list|cert|simulate``.
+
+A device has two identities: an X.509 certificate from the platform CA (who it is on
+the broker, paper 004 section 5.4) and, per sensor, a secp256k1 signing key whose
+declaration ``d_s`` is registered on-chain (paper 002), so anyone can check its
+readings. ``register`` makes both; ``revoke`` revokes the certificate and deactivates
+the sensors on-chain. Files live in ``<home>/devices/<id>/``; the CA key needs the
+platform password (``PERVASIVE_PASSWORD`` or the prompt).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from pervasive.cli.session import CliState, run, session, state_of
+from pervasive.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from pervasive.devices import DeviceFolder, SensorSpec
+    from pervasive.pki import CertificateAuthority
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Device identities (certificate + on-chain sensor keys) and the device simulator.",
+    no_args_is_help=True,
+)
+
+Account = Annotated[str | None, typer.Option("--account", help="Sign with this keystore account.")]
+DevAccount = Annotated[
+    int | None,
+    typer.Option("--dev-account", help="Sign with development account N (embedded/anvil)."),
+]
+
+
+def _authority(state: CliState) -> CertificateAuthority:
+    from pervasive.pki import CertificateAuthority
+
+    return CertificateAuthority.open(state.settings.path("pki", "ca.cert.pem").parent,
+                                     state.password())  # fmt: skip
+
+
+def _folder(state: CliState, device_id: str) -> DeviceFolder:
+    from pervasive.devices import DeviceFolder
+
+    return DeviceFolder(state.settings.path("devices", device_id, "cert.pem").parent)
+
+
+def _sensor_id(device_id: str, sensor: str) -> str:
+    return f"{device_id}.{sensor}"
+
+
+def _spec(sensor: str, sensor_type: str | None, fields: list[str] | None) -> SensorSpec:
+    from pervasive.devices import SensorSpec
+    from pervasive.devices.simulator import LOCATION_SENSOR
+
+    if sensor_type is None and not fields:
+        return SensorSpec(sensor, LOCATION_SENSOR.sensor_type, LOCATION_SENSOR.fields)
+    if sensor_type is None or not fields:
+        raise InvalidInput("give both --type and at least one --field, or neither")
+    pairs = []
+    for text in fields:
+        name, sep, kind = text.partition(":")
+        if not sep:
+            raise InvalidInput(f"field {text!r} must be written name:type, e.g. celsius:int64")
+        pairs.append((name.strip(), kind.strip()))
+    return SensorSpec(sensor, sensor_type, tuple(pairs))
+
+
+@app.command("register")
+def register(
+    ctx: typer.Context,
+    *,
+    device_id: Annotated[str, typer.Argument(help="Device id = certificate CN = thing name.")],
+    sensor: Annotated[str, typer.Option(help="Name of the device's sensor.")] = "location",
+    sensor_type: Annotated[
+        str | None, typer.Option("--type", help="Sensor type c_s (default: location).")
+    ] = None,
+    field: Annotated[
+        list[str] | None, typer.Option("--field", help="A declared variable name:type.")
+    ] = None,
+    account: Account = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Issue the device certificate and register its sensor key on-chain.
+
+    Example: ``pervasive device register container-1 --dev-account 1``.
+    """
+    from pervasive.contracts import SensorField
+
+    state = state_of(ctx)
+    spec = _spec(sensor, sensor_type, field)
+    folder = _folder(state, device_id)
+    key = folder.signing_key(sensor)
+    declaration = spec.declaration(key.public_key)
+    sensor_fields = [SensorField.parse(f"{n}:{t}") for n, t in spec.fields]
+
+    async def go() -> str:
+        async with session(state) as s:
+            registry = await s.registry(s.signer(account, dev_account))
+            receipt = await registry.add_sensor(
+                _sensor_id(device_id, sensor), key.public_key.to_bytes(),
+                declaration.sensor_type, sensor_fields,
+            )  # fmt: skip
+            return receipt.transaction_hash
+
+    ca = _authority(state)
+    try:
+        issued = ca.issue_device(device_id)
+        tx = run(go())
+        ca.write_credentials(issued, folder.path)
+    finally:
+        ca.close()
+    state.console.print(
+        f"registered device [bold]{device_id}[/bold]: certificate {issued.record.serial_hex} "
+        f"in {folder.path}; sensor {_sensor_id(device_id, sensor)} signs as "
+        f"{declaration.address} (transaction {tx})"
+    )
+
+
+@app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    device_id: str,
+    account: Account = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Revoke the device's certificate (the broker refuses it) and deactivate its sensors.
+
+    Example: ``pervasive device revoke container-1``.
+    """
+    state = state_of(ctx)
+    folder = _folder(state, device_id)
+    ca = _authority(state)
+    try:
+        records = ca.revoke_identity(device_id)
+    finally:
+        ca.close()
+
+    async def go() -> list[str]:
+        done = []
+        async with session(state) as s:
+            registry = await s.registry(s.signer(account, dev_account))
+            for sensor in folder.sensors():
+                sensor_id = _sensor_id(device_id, sensor)
+                if (
+                    await registry.has_sensor(sensor_id)
+                    and (await registry.get_sensor(sensor_id)).active
+                ):
+                    await registry.deactivate_sensor(sensor_id)
+                    done.append(sensor_id)
+        return done
+
+    deactivated = run(go())
+    state.console.print(
+        f"revoked {len(records)} certificate(s) of [bold]{device_id}[/bold]; "
+        f"deactivated sensors: {', '.join(deactivated) or 'none'}"
+    )
+
+
+@app.command("list")
+def list_devices(ctx: typer.Context) -> None:
+    """List device certificates and their status. Example: ``pervasive device list``."""
+    from pervasive.pki import CertificateKind
+
+    state = state_of(ctx)
+    ca = _authority(state)
+    try:
+        records = [r for r in ca.certificates() if r.kind is CertificateKind.DEVICE]
+    finally:
+        ca.close()
+    now = datetime.now(UTC)
+    table = Table(title="Devices")
+    for column in ("device", "serial", "status", "expires", "sensors"):
+        table.add_column(column)
+    for record in records:
+        sensors = ", ".join(_folder(state, record.common_name).sensors())
+        table.add_row(record.common_name, record.serial_hex, record.status(now).value,
+                      record.not_after.date().isoformat(), sensors)  # fmt: skip
+    state.console.print(table)
+
+
+@app.command("cert")
+def cert(
+    ctx: typer.Context,
+    device_id: str,
+    rotate: Annotated[bool, typer.Option(help="Issue a new certificate, revoke the old.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Also copy cert.pem, key.pem and ca.pem here.")
+    ] = None,
+) -> None:
+    """Show (or rotate) the device's certificate.
+
+    Example: ``pervasive device cert container-1 --rotate``.
+    """
+    state = state_of(ctx)
+    folder = _folder(state, device_id)
+    ca = _authority(state)
+    try:
+        if rotate:
+            ca.write_credentials(ca.rotate(device_id), folder.path)
+        active = [r for r in ca.certificates(include_revoked=False) if r.common_name == device_id]
+        if not active:
+            raise InvalidInput(f"{device_id!r} has no unrevoked certificate: register it first")
+        record = active[-1]
+        if out is not None:
+            issued_files = folder.credentials()
+            out.mkdir(parents=True, exist_ok=True)
+            for source in (issued_files.cert_file, issued_files.key_file, issued_files.ca_file):
+                target = out / source.name
+                target.write_bytes(source.read_bytes())
+                target.chmod(source.stat().st_mode & 0o777)
+    finally:
+        ca.close()
+    state.console.print(
+        f"{device_id}: serial {record.serial_hex}, valid until {record.not_after.isoformat()}, "
+        f"sha256 {record.fingerprint}, files in {out or folder.path}"
+    )
+
+
+@app.command("simulate")
+def simulate(
+    ctx: typer.Context,
+    *,
+    devices: Annotated[int, typer.Option(min=1, help="How many devices.")] = 10,
+    rate: Annotated[float, typer.Option(help="Readings per second per device.")] = 1.0,
+    duration: Annotated[float, typer.Option(help="Seconds to run.")] = 10.0,
+    disconnect_rate: Annotated[
+        float, typer.Option(help="Probability per device-second of going offline.")
+    ] = 0.0,
+    offline_seconds: Annotated[float, typer.Option(help="Length of an offline spell.")] = 1.0,
+    prefix: Annotated[str, typer.Option(help="Device ids are <prefix>-<n>.")] = "sim",
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same schedule).")] = 0,
+    port: Annotated[
+        int | None, typer.Option(help="Port of a running broker (default: start one).")
+    ] = None,
+) -> None:
+    """Simulate N devices sending signed location readings, with random disconnects.
+
+    Example: ``pervasive device simulate --devices 100 --rate 5 --disconnect-rate 0.01``.
+    """
+    from pervasive.devices.simulator import SimulationPlan, SimulationReport, Simulator
+    from pervasive.messaging import create_broker
+
+    state = state_of(ctx)
+    settings = state.settings
+    plan = SimulationPlan(devices=devices, rate=rate, duration=duration, seed=seed,
+                          disconnect_rate=disconnect_rate, offline_seconds=offline_seconds,
+                          prefix=prefix)  # fmt: skip
+    ca = _authority(state)
+    active = set(ca.active_identities())
+
+    def provision(device_id: str) -> DeviceFolder:
+        folder = _folder(state, device_id)
+        if device_id not in active:
+            ca.write_credentials(ca.issue_device(device_id), folder.path)
+        return folder
+
+    async def go() -> SimulationReport:
+        folders = {d: provision(d) for d in plan.device_ids()}
+        if port is not None:
+            simulator = Simulator(plan, provision=folders.__getitem__,
+                                  host=settings.mqtt_host, port=port)  # fmt: skip
+            return await simulator.run()
+        broker = create_broker(settings, ca.broker_credentials(), ca.active_identities)
+        async with broker:
+            simulator = Simulator(plan, provision=folders.__getitem__,
+                                  host=settings.mqtt_host, port=broker.port)  # fmt: skip
+            return await simulator.run()
+
+    try:
+        report = run(go())
+    finally:
+        ca.close()
+    state.console.print(
+        f"{report.published} signed readings from {report.devices} devices in "
+        f"{report.seconds:.1f} s ({report.rate:.0f}/s), {report.disconnects} disconnects, "
+        f"{report.pending} left in outboxes"
+    )

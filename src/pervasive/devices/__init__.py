@@ -1,0 +1,35 @@
+"""The device SDK and the device simulator.
+
+See README.md in this folder for the control flow.
+
+Example::
+
+    from pervasive.devices import Device, DeviceFolder, SensorSpec
+"""
+
+from pervasive.devices.declarations import (
+    ActuatorHandler,
+    ActuatorSpec,
+    SensorSpec,
+    parse_sensor_topic,
+    sensor_topic,
+)
+from pervasive.devices.identity import DeviceFolder
+from pervasive.devices.sdk import Device
+from pervasive.devices.sequence import SequenceCounter
+from pervasive.devices.wire import Reading, SensorCodec, SensorVerifier, peek_public_key
+
+__all__ = [
+    "ActuatorHandler",
+    "ActuatorSpec",
+    "Device",
+    "DeviceFolder",
+    "Reading",
+    "SensorCodec",
+    "SensorSpec",
+    "SensorVerifier",
+    "SequenceCounter",
+    "parse_sensor_topic",
+    "peek_public_key",
+    "sensor_topic",
+]

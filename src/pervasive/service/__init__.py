@@ -1,0 +1,4 @@
+"""The pervasive-contract runtime (paper 001): one service per contract.
+
+See README.md in this folder. Sub-packages: ``triggers`` (context triggers).
+"""

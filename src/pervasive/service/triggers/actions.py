@@ -1,0 +1,69 @@
+"""What a trigger does when an episode begins: a contract function, called idempotently.
+
+A :class:`TriggerAction` answers two questions for an episode's key: is it already
+done on-chain (:meth:`~TriggerAction.already_done`, an ``eth_call``), and do it now
+(:meth:`~TriggerAction.execute`, a transaction). :class:`SendMoney` is paper 001's
+asset-tracking action: ``sendMoney(shipment, key)`` on the
+:class:`~pervasive.contracts.asset_tracking.AssetTracking` contract, which refuses a
+key twice.
+
+Example::
+
+    action = SendMoney(tracking.with_signer(operator), "ship-1")
+    if not await action.already_done(key):
+        await action.execute(key)
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pervasive.contracts.asset_tracking import AssetTracking
+
+__all__ = ["ALREADY_PAID", "SendMoney", "TriggerAction"]
+
+ALREADY_PAID = "already paid for this key"
+"""The revert reason of ``sendMoney`` for a key it has seen."""
+
+
+class TriggerAction(Protocol):
+    """An idempotent on-chain action keyed by an episode's idempotency key."""
+
+    @property
+    def scope(self) -> str:
+        """What the action acts on; part of every idempotency key."""
+        ...
+
+    async def already_done(self, key: bytes) -> bool:
+        """Whether the chain already holds the effect of ``key``."""
+        ...
+
+    async def execute(self, key: bytes) -> str:
+        """Send the transaction for ``key``; return its hash once mined.
+
+        Raises :class:`~pervasive.errors.TransactionReverted` (e.g. with
+        :data:`ALREADY_PAID`), ``ChainUnavailable`` or ``TransactionTimeout``.
+        """
+        ...
+
+
+class SendMoney:
+    """Pay one delivery of ``shipment_id`` per episode (the operator signs)."""
+
+    def __init__(self, tracking: AssetTracking, shipment_id: str) -> None:
+        self.tracking = tracking
+        self.shipment_id = shipment_id
+
+    @property
+    def scope(self) -> str:
+        """``<contract address>/<shipment id>``."""
+        return f"{self.tracking.address}/{self.shipment_id}"
+
+    async def already_done(self, key: bytes) -> bool:
+        """Whether ``paid(key)`` is set on-chain."""
+        return await self.tracking.is_paid(key)
+
+    async def execute(self, key: bytes) -> str:
+        """``sendMoney(shipment, key)``; returns the transaction hash."""
+        receipt = await self.tracking.send_money(self.shipment_id, key)
+        return receipt.transaction_hash

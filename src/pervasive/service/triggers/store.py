@@ -1,0 +1,197 @@
+"""What a trigger service keeps in SQLite so that a restart changes nothing.
+
+One transaction per accepted reading writes, together: the sensor's last sequence
+number (replays refused after a restart too), the new context observation, the
+triggers' edge states and every episode that began, as ``pending``. Executing an
+episode's action happens after that commit; the episode becomes ``done`` with its
+transaction hash (or the note that the chain already had the key). A crash between
+the two leaves it ``pending``, and the runtime asks the chain before sending again.
+
+Example::
+
+    store = TriggerStore.open(settings.path("triggers.sqlite"))
+    store.apply(step, sensor="0xabc...", sequence=7)
+    [e.key for e in store.pending()]
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pervasive.service.triggers.conditions import Context, Observation
+from pervasive.service.triggers.engine import Step, TriggerState
+from pervasive.store import open_database
+
+__all__ = ["Episode", "EpisodeStatus", "TriggerStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sequences (
+    sensor TEXT PRIMARY KEY,
+    last_sequence INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS context (
+    device TEXT NOT NULL,
+    attribute TEXT NOT NULL,
+    value TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (device, attribute)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trigger_states (
+    trigger TEXT PRIMARY KEY,
+    holding INTEGER NOT NULL,
+    episodes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS episodes (
+    trigger TEXT NOT NULL,
+    episode INTEGER NOT NULL,
+    key BLOB NOT NULL UNIQUE,
+    started_at INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    transaction_hash TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (trigger, episode)
+);
+"""
+
+
+class EpisodeStatus(enum.Enum):
+    """Where an episode's action stands."""
+
+    PENDING = "pending"
+    """Recorded; the action has not been confirmed on-chain yet."""
+    DONE = "done"
+    """The chain holds the payment for this episode's key."""
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One episode of one trigger, as recorded."""
+
+    trigger: str
+    episode: int
+    key: bytes
+    started_at: int
+    status: EpisodeStatus
+    transaction_hash: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class TriggerStore:
+    """The SQLite state of a trigger service."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    def open(cls, path: Path | str) -> TriggerStore:
+        """Open (creating) the store at ``path``; ``":memory:"`` for tests.
+
+        Example: ``TriggerStore.open(tmp_path / "triggers.sqlite")``.
+        """
+        return cls(open_database(path, schema=SCHEMA))
+
+    # -- reading state back ------------------------------------------------------------
+    def last_sequence(self, sensor: str) -> int | None:
+        """The highest sequence number accepted from ``sensor``."""
+        row = self._db.execute(
+            "SELECT last_sequence FROM sequences WHERE sensor = ?", (sensor,)
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def context(self) -> Context:
+        """The stored context (latest observation per device attribute)."""
+        rows = self._db.execute("SELECT device, attribute, value, time FROM context").fetchall()
+        return Context({(d, a): Observation(d, a, json.loads(v), int(t)) for d, a, v, t in rows})
+
+    def states(self) -> dict[str, TriggerState]:
+        """The stored edge state of every trigger seen so far."""
+        rows = self._db.execute("SELECT trigger, holding, episodes FROM trigger_states").fetchall()
+        return {name: TriggerState(bool(h), int(e)) for name, h, e in rows}
+
+    def episodes(self, trigger: str | None = None) -> list[Episode]:
+        """Recorded episodes, oldest first (of one trigger when given)."""
+        query = (
+            "SELECT trigger, episode, key, started_at, status, transaction_hash, attempts,"
+            " last_error FROM episodes"
+        )
+        args: tuple[str, ...] = ()
+        if trigger is not None:
+            query += " WHERE trigger = ?"
+            args = (trigger,)
+        rows = self._db.execute(query + " ORDER BY recorded_at, trigger, episode", args).fetchall()
+        return [
+            Episode(t, int(n), bytes(k), int(s), EpisodeStatus(st), h, int(a), err)
+            for t, n, k, s, st, h, a, err in rows
+        ]
+
+    def pending(self) -> list[Episode]:
+        """Episodes whose action is not confirmed yet, oldest first."""
+        return [e for e in self.episodes() if e.status is EpisodeStatus.PENDING]
+
+    # -- writing -----------------------------------------------------------------------
+    def apply(self, step: Step, *, sensor: str, sequence: int) -> None:
+        """Record an accepted reading and what it changed, in one transaction.
+
+        Example: ``store.apply(engine.observe(obs), sensor=reading.sensor, sequence=q)``.
+        """
+        now = time.time()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "INSERT INTO sequences (sensor, last_sequence) VALUES (?, ?) ON CONFLICT(sensor)"
+                " DO UPDATE SET last_sequence = max(last_sequence, excluded.last_sequence)",
+                (sensor, sequence),
+            )
+            if step.observation is not None:
+                o = step.observation
+                self._db.execute(
+                    "INSERT OR REPLACE INTO context (device, attribute, value, time)"
+                    " VALUES (?, ?, ?, ?)",
+                    (o.device, o.attribute, json.dumps(o.value), o.time),
+                )
+            for name, state in step.states.items():
+                self._db.execute(
+                    "INSERT OR REPLACE INTO trigger_states (trigger, holding, episodes)"
+                    " VALUES (?, ?, ?)",
+                    (name, int(state.holding), state.episodes),
+                )
+            for firing in step.firings:
+                self._db.execute(
+                    "INSERT INTO episodes (trigger, episode, key, started_at, status, recorded_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        firing.trigger, firing.episode, firing.key, firing.time,
+                        EpisodeStatus.PENDING.value, now,
+                    ),
+                )  # fmt: skip
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def mark_done(self, key: bytes, transaction_hash: str | None) -> None:
+        """The chain holds the payment of ``key`` (sent now, or found there)."""
+        self._db.execute(
+            "UPDATE episodes SET status = ?, transaction_hash = coalesce(?, transaction_hash)"
+            " WHERE key = ?",
+            (EpisodeStatus.DONE.value, transaction_hash, key),
+        )
+
+    def mark_failed_attempt(self, key: bytes, error: str) -> None:
+        """An attempt failed (node down, out of gas...); the episode stays pending."""
+        self._db.execute(
+            "UPDATE episodes SET attempts = attempts + 1, last_error = ? WHERE key = ?",
+            (error[:500], key),
+        )
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()

@@ -1,0 +1,59 @@
+"""A platform CA and a real mosquitto broker, and devices provisioned on it.
+
+``device_platform.folder("lock-7")`` issues the device certificate on first use and
+returns its :class:`~pervasive.devices.DeviceFolder`; ``service_options("svc:service")``
+gives client options for a platform service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pervasive.devices import DeviceFolder
+from pervasive.messaging import ClientOptions, MosquittoBroker, find_mosquitto
+from pervasive.pki import CertificateAuthority
+
+
+@dataclass
+class DevicePlatform:
+    ca: CertificateAuthority
+    broker: MosquittoBroker
+    root: Path
+    folders: dict[str, DeviceFolder] = field(default_factory=dict)
+
+    def folder(self, device_id: str) -> DeviceFolder:
+        if device_id not in self.folders:
+            path = self.root / "devices" / device_id
+            self.ca.write_credentials(self.ca.issue_device(device_id), path)
+            self.folders[device_id] = DeviceFolder(path)
+        return self.folders[device_id]
+
+    def service_options(self, identity: str = "svc:service", **extra: object) -> ClientOptions:
+        path = self.root / "services" / identity.replace(":", "_")
+        if not (path / "cert.pem").exists():
+            self.ca.write_credentials(self.ca.issue_service(identity), path)
+        return ClientOptions(
+            "127.0.0.1",
+            self.broker.port,
+            DeviceFolder(path).credentials(),
+            **extra,  # type: ignore[arg-type]
+        )
+
+
+@pytest.fixture
+async def device_platform(tmp_path: Path) -> AsyncIterator[DevicePlatform]:
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto mosquitto-clients)")
+    ca = CertificateAuthority.open(tmp_path / "pki", "test password")
+    broker = MosquittoBroker(tmp_path / "mosquitto", ca.broker_credentials(), ca.active_identities)
+    await broker.start()
+    ca.add_listener(broker.refresh)
+    try:
+        yield DevicePlatform(ca, broker, tmp_path)
+    finally:
+        await broker.stop()
+        ca.close()
