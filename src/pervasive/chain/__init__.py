@@ -6,22 +6,30 @@ Knows nothing of IoT. See README.md in this folder for the control flow.
 from pervasive.chain.accounts import Keystore, Signer
 from pervasive.chain.anvil import AnvilNode, find_anvil
 from pervasive.chain.backends import anvil_dev_keys, open_ledger
-from pervasive.chain.ledger import BlockRef, Ledger, LedgerOptions
+from pervasive.chain.checkpoints import Checkpoint
+from pervasive.chain.follower import EventFollower, FollowerError, LogHandler
+from pervasive.chain.ledger import BlockRef, Ledger, LedgerOptions, TransactionRefused
 from pervasive.chain.records import Log, Receipt
 from pervasive.chain.reverts import decode_revert
-from pervasive.chain.transactions import ContractCall, TransactionManager
+from pervasive.chain.transactions import ContractCall, PendingTransaction, TransactionManager
 
 __all__ = [
     "AnvilNode",
     "BlockRef",
+    "Checkpoint",
     "ContractCall",
+    "EventFollower",
+    "FollowerError",
     "Keystore",
     "Ledger",
     "LedgerOptions",
     "Log",
+    "LogHandler",
+    "PendingTransaction",
     "Receipt",
     "Signer",
     "TransactionManager",
+    "TransactionRefused",
     "anvil_dev_keys",
     "decode_revert",
     "find_anvil",

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_account import Account
-from eth_keys import keys
-from eth_utils import to_checksum_address
+from eth_keys.datatypes import PrivateKey as EthPrivateKey
+from eth_utils.address import to_checksum_address
 
 from pervasive.errors import InvalidInput, KeystoreError, NotFound
 
@@ -36,7 +36,7 @@ class Signer:
         Example: ``Signer.from_key("0x" + "11" * 32).address``.
         """
         raw = _parse_key(private_key)
-        address = keys.PrivateKey(raw).public_key.to_checksum_address()
+        address = EthPrivateKey(raw).public_key.to_checksum_address()
         return cls(address=address, private_key=raw)
 
     @classmethod
@@ -57,7 +57,7 @@ def _parse_key(private_key: bytes | str) -> bytes:
     if len(raw) != 32:
         raise InvalidInput(f"a private key is 32 bytes, got {len(raw)}")
     try:
-        keys.PrivateKey(raw)
+        EthPrivateKey(raw)
     except Exception as exc:  # eth_keys raises ValidationError for out-of-range keys
         raise InvalidInput("the private key is outside the secp256k1 range") from exc
     return raw

@@ -6,19 +6,24 @@ This is where settings become a live connection; everything above receives a
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from eth_abi import encode
+import aiohttp
+from eth_abi.abi import encode
 from eth_account import Account
-from eth_tester.exceptions import TransactionFailed
+from eth_tester.exceptions import TransactionFailed, ValidationError
+from eth_utils.exceptions import ValidationError as EVMValidationError
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
+from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 
 from pervasive.chain.anvil import ANVIL_MNEMONIC, AnvilNode, find_anvil
-from pervasive.chain.embedded import SqliteKeyValue, persistent_tester
+from pervasive.chain.embedded import persistent_tester
 from pervasive.chain.ledger import Ledger, LedgerOptions
+from pervasive.chain.reverts import decode_revert
 from pervasive.config import Settings
 from pervasive.errors import ChainUnavailable, ConfigError
 
@@ -26,6 +31,15 @@ __all__ = ["anvil_dev_keys", "open_ledger"]
 
 
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+
+# web3 retries idempotent requests on a dropped connection; sends are left to the
+# transaction manager, which knows how to tell a lost answer from a lost request.
+_READ_RETRIES = ExceptionRetryConfiguration(
+    errors=(aiohttp.ClientError, TimeoutError),
+    retries=4,
+    backoff_factor=0.1,
+    method_allowlist=[m for m in REQUEST_RETRY_ALLOWLIST if m != "eth_sendRawTransaction"],
+)
 
 
 class _EmbeddedProvider(AsyncEthereumTesterProvider):
@@ -41,10 +55,22 @@ class _EmbeddedProvider(AsyncEthereumTesterProvider):
         try:
             return await super().make_request(method, params)
         except TransactionFailed as failed:
-            reason = str(failed.args[0] if failed.args else "")
-            reason = reason.removeprefix("execution reverted: ").removeprefix("execution reverted")
-            data = _ERROR_SELECTOR + encode(["string"], [reason]) if reason else b""
-            error = {"code": 3, "message": f"execution reverted: {reason}", "data": "0x" + data.hex()}
+            raw = failed.args[0] if failed.args else b""
+            if isinstance(raw, str):
+                raw = raw.removeprefix("execution reverted: ").removeprefix("execution reverted")
+                if raw.startswith(("b'", 'b"')):
+                    raw = ast.literal_eval(raw)  # raw revert data, handed over as its repr
+            if isinstance(raw, bytes):  # the revert data itself (empty: no reason)
+                data, reason = raw, decode_revert(raw) or ""
+            else:
+                reason = str(raw)
+                data = _ERROR_SELECTOR + encode(["string"], [reason]) if reason else b""
+            message = f"execution reverted: {reason}".rstrip(": ")
+            error = {"code": 3, "message": message, "data": "0x" + data.hex()}
+            return {"jsonrpc": "2.0", "id": 0, "error": error}
+        except (ValidationError, EVMValidationError) as invalid:
+            # a node refuses such a transaction (nonce, funds, gas) with code -32000
+            error = {"code": -32000, "message": str(invalid)}
             return {"jsonrpc": "2.0", "id": 0, "error": error}
         finally:
             if self._store is not None:
@@ -138,7 +164,10 @@ async def _connect(
     dev_keys: list[bytes],
     on_close: list[Callable[[], Awaitable[None]]],
 ) -> Ledger:
-    w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 30}))
+    provider = AsyncHTTPProvider(
+        url, request_kwargs={"timeout": 30}, exception_retry_configuration=_READ_RETRIES
+    )
+    w3 = AsyncWeb3(provider)
     try:
         chain_id = int(await w3.eth.chain_id)
     except (OSError, TimeoutError) as exc:

@@ -10,12 +10,15 @@ JSON-RPC batch.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import (
+    BlockNotFound,
     ContractLogicError,
     TransactionNotFound,
     Web3RPCError,
@@ -24,9 +27,34 @@ from web3.exceptions import (
 from pervasive.chain.accounts import Signer
 from pervasive.chain.records import Log, Receipt
 from pervasive.chain.reverts import decode_revert
-from pervasive.errors import ChainUnavailable, TransactionReverted, TransactionTimeout
+from pervasive.errors import (
+    ChainUnavailable,
+    NotFound,
+    TransactionReverted,
+    TransactionTimeout,
+    UserError,
+)
 
-__all__ = ["BlockRef", "Ledger", "LedgerOptions"]
+if TYPE_CHECKING:
+    from pervasive.chain.transactions import TransactionManager
+
+__all__ = ["BlockRef", "Ledger", "LedgerOptions", "TransactionRefused"]
+
+_RECEIPT_BATCH = 500
+_NUDGE_AFTER = 1.0  # seconds without a receipt before checking anvil's pool
+
+
+class TransactionRefused(UserError):
+    """The node refused to accept a signed transaction (nonce, funds, fees, size).
+
+    Nothing was executed; the sender's local nonce is re-read before its next send.
+    ``message`` is the node's own explanation.
+    """
+
+    def __init__(self, message: str, *, tx_hash: str | None = None) -> None:
+        self.message = message
+        self.tx_hash = tx_hash
+        super().__init__(f"the node refused the transaction: {message}")
 
 
 @dataclass(frozen=True)
@@ -34,8 +62,11 @@ class LedgerOptions:
     """Transaction policy shared by every signer on this ledger."""
 
     confirmations: int = 0
+    """Blocks on top of a receipt's block before :meth:`Ledger.wait_for_receipt` returns."""
     receipt_timeout: float = 120.0
+    """Seconds to wait for a receipt before raising ``TransactionTimeout``."""
     gas_margin: float = 1.2
+    """Multiplier on estimated gas."""
     replace_after: float = 30.0
     """Seconds without a receipt before a pending transaction is re-sent with higher fees."""
 
@@ -58,7 +89,7 @@ class Ledger:
 
     Example::
 
-        async with open_ledger(settings) as ledger:
+        async with await open_ledger(settings) as ledger:
             print(await ledger.block_number())
     """
 
@@ -78,9 +109,10 @@ class Ledger:
         self.chain_id = chain_id
         self.url = url
         self.options = options or LedgerOptions()
+        """Mutable on purpose: ``ledger.options = replace(ledger.options, confirmations=2)``."""
         self._dev_keys = tuple(dev_keys)
         self._on_close = list(on_close)
-        self._managers: dict[str, Any] = {}
+        self._managers: dict[str, TransactionManager] = {}
 
     # -- accounts ---------------------------------------------------------------------
     def dev_signer(self, index: int = 0) -> Signer:
@@ -92,7 +124,7 @@ class Ledger:
             )
         return Signer.from_key(self._dev_keys[index])
 
-    def transactor(self, signer: Signer) -> Any:
+    def transactor(self, signer: Signer) -> TransactionManager:
         """The transaction manager of ``signer`` on this ledger (one per address)."""
         from pervasive.chain.transactions import TransactionManager
 
@@ -112,9 +144,16 @@ class Ledger:
         return int(await self._guard(self.w3.eth.block_number))
 
     async def block(self, number: int | str = "latest") -> BlockRef:
-        """Number, hash and parent of a block."""
-        raw = await self._guard(self.w3.eth.get_block(number))  # type: ignore[arg-type]
+        """Number, hash and parent of a block; :class:`NotFound` beyond the head."""
+        try:
+            raw = await self._guard(self.w3.eth.get_block(number))  # type: ignore[arg-type]
+        except BlockNotFound as exc:
+            raise NotFound(f"block {number} does not exist (yet) on this chain") from exc
         return BlockRef(int(raw["number"]), _hexstr(raw["hash"]), _hexstr(raw["parentHash"]))
+
+    async def code(self, address: str) -> bytes:
+        """The runtime bytecode at ``address`` (empty for an account without code)."""
+        return bytes(await self._guard(self.w3.eth.get_code(address)))  # type: ignore[arg-type]
 
     async def call(
         self, to: str, data: bytes, *, sender: str | None = None, block: int | str = "latest"
@@ -133,7 +172,11 @@ class Ledger:
         return bytes(result)
 
     async def estimate_gas(self, sender: str, to: str | None, data: bytes, value: int = 0) -> int:
-        """Gas the transaction needs, before the margin. Reverts raise with their reason."""
+        """Gas the transaction needs, before the margin.
+
+        A revert raises :class:`TransactionReverted` with its reason; any other refusal
+        (e.g. insufficient funds for ``value``) raises :class:`TransactionRefused`.
+        """
         tx: dict[str, Any] = {"from": sender, "data": data, "value": value}
         if to:
             tx["to"] = to
@@ -141,20 +184,31 @@ class Ledger:
             return int(await self._guard(self.w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
         except ContractLogicError as exc:
             raise TransactionReverted(_reason(exc)) from exc
+        except Web3RPCError as exc:
+            raise TransactionRefused(_rpc_message(exc)) from exc
 
-    async def fees(self) -> tuple[int, int]:
-        """``(max_priority_fee_per_gas, max_fee_per_gas)`` for a transaction sent now."""
+    async def fees(self, *, total_gas: int = 0) -> tuple[int, int]:
+        """``(max_priority_fee_per_gas, max_fee_per_gas)`` for a transaction sent now.
+
+        The fee cap covers the latest base fee after six full blocks (EIP-1559 raises it
+        by up to 12.5% a block), plus one full block per block that ``total_gas`` (a
+        bulk submission's gas) could fill itself, so no transaction of the batch is
+        priced out by its predecessors. Only base fee plus tip is ever paid.
+        """
         block = await self._guard(self.w3.eth.get_block("latest"))
         base_fee = int(block.get("baseFeePerGas") or 0)
+        gas_limit = max(int(block.get("gasLimit") or 30_000_000), 1)
         try:
             priority = int(await self._guard(self.w3.eth.max_priority_fee))
         except (Web3RPCError, ValueError):
             priority = 10**9
-        return priority, 2 * base_fee + priority
+        full_blocks = 6 + -(-total_gas // gas_limit)
+        return priority, math.ceil(base_fee * 1.125**full_blocks) + priority
 
     async def nonce(self, address: str) -> int:
         """The next nonce of ``address``, counting pending transactions."""
-        return int(await self._guard(self.w3.eth.get_transaction_count(address, "pending")))  # type: ignore[arg-type]
+        count = self.w3.eth.get_transaction_count(address, "pending")  # type: ignore[arg-type]
+        return int(await self._guard(count))
 
     async def logs(
         self,
@@ -176,51 +230,81 @@ class Ledger:
         return sorted(logs, key=lambda log: (log.block_number, log.log_index))
 
     async def receipt(self, tx_hash: str) -> Receipt | None:
-        """The receipt of ``tx_hash``, or ``None`` while it is pending."""
+        """The receipt of ``tx_hash``, or ``None`` while it is pending (or unknown)."""
         try:
             raw = await self._guard(self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
         except TransactionNotFound:
             return None
         return Receipt.from_rpc(raw)
 
+    async def receipts(self, tx_hashes: Sequence[str]) -> list[Receipt | None]:
+        """Receipts of many transactions, fetched in JSON-RPC batches over HTTP."""
+        provider = self.w3.provider
+        if not isinstance(provider, AsyncHTTPProvider):
+            return [await self.receipt(tx_hash) for tx_hash in tx_hashes]
+        out: list[Receipt | None] = []
+        for start in range(0, len(tx_hashes), _RECEIPT_BATCH):
+            chunk = tx_hashes[start : start + _RECEIPT_BATCH]
+            calls = [("eth_getTransactionReceipt", [tx_hash]) for tx_hash in chunk]
+            responses = await self._batch(calls)
+            for response in responses:
+                if isinstance(response, Exception):
+                    raise ChainUnavailable(f"the node failed a receipt query: {response}")
+                out.append(Receipt.from_rpc(response) if response else None)
+        return out
+
     async def wait_for_receipt(
         self, tx_hashes: Sequence[str], *, timeout: float | None = None
     ) -> Receipt:
         """Wait until one of ``tx_hashes`` (replacements of one nonce) is mined and confirmed.
 
-        A reverted receipt raises :class:`TransactionReverted` with the reason found by
-        replaying the call.
+        "Confirmed" means ``options.confirmations`` blocks on top of the receipt's block,
+        and the receipt is re-read afterwards, so a transaction moved by a reorganisation
+        is reported in its final block. A reverted receipt raises
+        :class:`TransactionReverted` with the reason found by replaying the call.
         """
-        deadline = asyncio.get_running_loop().time() + (timeout or self.options.receipt_timeout)
+        limit = timeout or self.options.receipt_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        nudge_at = loop.time() + _NUDGE_AFTER
         delay = 0.002
         while True:
             for tx_hash in tx_hashes:
                 receipt = await self.receipt(tx_hash)
                 if receipt is not None:
-                    await self._await_confirmations(receipt, deadline)
+                    receipt = await self._confirmed(receipt, deadline)
+                if receipt is not None:
                     if not receipt.succeeded:
-                        raise TransactionReverted(
-                            await self._revert_reason(receipt), tx_hash=tx_hash
-                        )
+                        reason = await self._revert_reason(receipt)
+                        raise TransactionReverted(reason, tx_hash=receipt.transaction_hash)
                     return receipt
-            if asyncio.get_running_loop().time() > deadline:
+            if loop.time() > deadline:
                 raise TransactionTimeout(
-                    f"no receipt for {tx_hashes[-1]} after {timeout or self.options.receipt_timeout}s;"
-                    " it may still be mined: check it later or raise --receipt-timeout"
+                    f"no receipt for {tx_hashes[-1]} after {limit}s; it may still be mined: "
+                    "check it later or raise --receipt-timeout"
                 )
+            if loop.time() > nudge_at:
+                await self.nudge_stuck_pool()
+                nudge_at = loop.time() + _NUDGE_AFTER
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    async def _await_confirmations(self, receipt: Receipt, deadline: float) -> None:
-        while self.options.confirmations > 0:
-            if await self.block_number() >= receipt.block_number + self.options.confirmations:
-                return
+    async def _confirmed(self, receipt: Receipt, deadline: float) -> Receipt | None:
+        """Wait for the confirmations, then re-read the receipt (``None``: reorganised away)."""
+        depth = self.options.confirmations
+        if depth <= 0:
+            return receipt
+        while await self.block_number() < receipt.block_number + depth:
             if asyncio.get_running_loop().time() > deadline:
                 raise TransactionTimeout(
-                    f"{receipt.transaction_hash} is mined but not yet "
-                    f"{self.options.confirmations} blocks deep"
+                    f"{receipt.transaction_hash} is mined in block {receipt.block_number} "
+                    f"but not yet {depth} blocks deep"
                 )
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
+        final = await self.receipt(receipt.transaction_hash)
+        if final is None or final.block_hash == receipt.block_hash:
+            return final
+        return await self._confirmed(final, deadline)
 
     async def _revert_reason(self, receipt: Receipt) -> str | None:
         tx = await self._guard(self.w3.eth.get_transaction(receipt.transaction_hash))  # type: ignore[arg-type]
@@ -235,35 +319,82 @@ class Ledger:
 
     # -- writes -----------------------------------------------------------------------
     async def send_raw(self, raw: bytes) -> str:
-        """Send one signed transaction; return its hash."""
-        return _hexstr(await self._guard(self.w3.eth.send_raw_transaction(raw)))
+        """Send one signed transaction; return its hash.
 
-    async def send_raw_batch(self, raws: Sequence[bytes]) -> list[str | Exception]:
+        :class:`TransactionRefused` when the node does not accept it,
+        :class:`ChainUnavailable` when the node cannot be reached (it may or may not
+        have received the transaction).
+        """
+        try:
+            return _hexstr(await self._guard(self.w3.eth.send_raw_transaction(raw)))
+        except (Web3RPCError, ContractLogicError) as exc:
+            raise TransactionRefused(_rpc_message(exc)) from exc
+
+    async def send_raw_batch(self, raws: Sequence[bytes]) -> list[str | TransactionRefused]:
         """Send signed transactions as one JSON-RPC batch where the node supports it.
 
-        Each item is the transaction hash or the error the node returned for it.
+        Each item is the transaction hash or the node's refusal of that transaction.
         """
-        provider = self.w3.provider
-        if not isinstance(provider, AsyncHTTPProvider):
-            results: list[str | Exception] = []
+        if not isinstance(self.w3.provider, AsyncHTTPProvider):
+            results: list[str | TransactionRefused] = []
             for raw in raws:
                 try:
                     results.append(await self.send_raw(raw))
-                except (Web3RPCError, ContractLogicError, ValueError) as exc:
-                    results.append(exc)
+                except TransactionRefused as refused:
+                    results.append(refused)
             return results
         calls = [("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw in raws]
+        return [
+            TransactionRefused(str(r)) if isinstance(r, Exception) else str(r)
+            for r in await self._batch(calls)
+        ]
+
+    async def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """One JSON-RPC batch over HTTP: each item is a result or the node's error."""
+        provider = self.w3.provider
+        assert isinstance(provider, AsyncHTTPProvider)  # callers check
         responses = await self._guard(provider.make_batch_request(calls))  # type: ignore[arg-type]
-        if isinstance(responses, dict):
-            error = Web3RPCError(str(responses.get("error")))
-            return [error] * len(raws)
-        out: list[str | Exception] = []
+        if isinstance(responses, dict):  # the whole batch was rejected
+            return [Web3RPCError(str(responses.get("error")))] * len(calls)
+        out: list[Any] = []
         for response in responses:
-            if response.get("error"):
-                out.append(Web3RPCError(str(response["error"])))
+            error = response.get("error")
+            if error:
+                message = error.get("message", error) if isinstance(error, dict) else error
+                out.append(Web3RPCError(str(message)))
             else:
-                out.append(str(response["result"]))
+                out.append(response.get("result"))
         return out
+
+    # -- development chains -----------------------------------------------------------
+    async def mine(self, blocks: int = 1) -> None:
+        """Mine ``blocks`` empty blocks at once (embedded and anvil only)."""
+        if self.kind == "embedded":
+            await self._guard(self.w3.provider.make_request("evm_mine", [blocks]))
+        elif self.kind == "anvil":
+            await self._guard(self.w3.provider.make_request("anvil_mine", [hex(blocks)]))
+        else:
+            raise ChainUnavailable(f"cannot mine on demand on the {self.kind} backend")
+
+    async def nudge_stuck_pool(self) -> bool:
+        """Mine one block if anvil auto-mines yet holds ready transactions it forgot.
+
+        anvil's auto-miner can miss transactions that arrive while it mines a block
+        (foundry-rs/foundry#10122); they stay "pending" until the next transaction
+        arrives. Waiters call this when receipts stop coming. Does nothing on other
+        backends, with auto-mining off, or with an empty pool. Returns whether it mined.
+        """
+        if self.kind != "anvil":
+            return False
+        provider = self.w3.provider
+        automine = await self._guard(provider.make_request("anvil_getAutomine", []))
+        if automine.get("result") is not True:
+            return False
+        status = await self._guard(provider.make_request("txpool_status", []))
+        if int(str((status.get("result") or {}).get("pending", "0x0")), 16) == 0:
+            return False
+        await self.mine(1)
+        return True
 
     # -- lifecycle --------------------------------------------------------------------
     async def close(self) -> None:
@@ -284,11 +415,20 @@ class Ledger:
     async def _guard(self, awaitable: Awaitable[Any]) -> Any:
         try:
             return await awaitable
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (OSError, TimeoutError, aiohttp.ClientError) as exc:
             raise ChainUnavailable(
-                f"cannot reach the {self.kind} node at {self.url or 'in-process EVM'}: {exc}. "
-                "Is it running? Check --backend and --rpc-url."
+                f"cannot reach the {self.kind} node at {self.url or 'in-process EVM'}: "
+                f"{exc or type(exc).__name__}. Is it running? Check --backend and --rpc-url."
             ) from exc
+
+
+def _rpc_message(exc: Exception) -> str:
+    """The node's own words from a JSON-RPC error."""
+    response = getattr(exc, "rpc_response", None)
+    error = response.get("error") if isinstance(response, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return str(getattr(exc, "message", None) or exc)
 
 
 def _reason(exc: ContractLogicError) -> str | None:

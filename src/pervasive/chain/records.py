@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 __all__ = ["Log", "Receipt"]
 
@@ -16,6 +16,11 @@ def _hex(value: Any) -> str:
         return "0x" + bytes(value).hex()
     text = str(value)
     return text if text.startswith("0x") else "0x" + text
+
+
+def _int(value: Any) -> int:
+    # web3's formatted mappings carry ints; raw JSON-RPC batch results carry 0x-hex
+    return int(value, 16) if isinstance(value, str) else int(value)
 
 
 def _bytes(value: Any) -> bytes:
@@ -42,17 +47,21 @@ class Log:
         """Identity of this log within its block: (block hash, log index)."""
         return (self.block_hash, self.log_index)
 
+    def retracted(self) -> Log:
+        """This log marked ``removed``: its block left the canonical chain."""
+        return replace(self, removed=True)
+
     @classmethod
     def from_rpc(cls, raw: Mapping[str, Any]) -> Log:
-        """Build from web3's log mapping."""
+        """Build from web3's log mapping (or a raw JSON-RPC log object)."""
         return cls(
             address=to_checksum_address(raw["address"]),
             topics=tuple(_bytes(t) for t in raw["topics"]),
             data=_bytes(raw["data"]),
-            block_number=int(raw["blockNumber"]),
+            block_number=_int(raw["blockNumber"]),
             block_hash=_hex(raw["blockHash"]),
             transaction_hash=_hex(raw["transactionHash"]),
-            log_index=int(raw["logIndex"]),
+            log_index=_int(raw["logIndex"]),
             removed=bool(raw.get("removed", False)),
         )
 
@@ -82,15 +91,15 @@ class Receipt:
 
     @classmethod
     def from_rpc(cls, raw: Mapping[str, Any]) -> Receipt:
-        """Build from web3's receipt mapping."""
+        """Build from web3's receipt mapping (or a raw JSON-RPC receipt object)."""
         address = raw.get("contractAddress")
         return cls(
             transaction_hash=_hex(raw["transactionHash"]),
-            block_number=int(raw["blockNumber"]),
+            block_number=_int(raw["blockNumber"]),
             block_hash=_hex(raw["blockHash"]),
-            status=int(raw["status"]),
-            gas_used=int(raw["gasUsed"]),
-            effective_gas_price=int(raw.get("effectiveGasPrice") or 0),
+            status=_int(raw["status"]),
+            gas_used=_int(raw["gasUsed"]),
+            effective_gas_price=_int(raw.get("effectiveGasPrice") or 0),
             contract_address=to_checksum_address(address) if address else None,
             logs=tuple(Log.from_rpc(log) for log in raw["logs"]),
         )

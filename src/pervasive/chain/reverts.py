@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eth_abi import decode
+from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
 
 __all__ = ["decode_revert"]
@@ -33,7 +33,7 @@ def decode_revert(data: bytes | str | None) -> str | None:
         try:
             data = bytes.fromhex(text)
         except ValueError:
-            return data or None
+            return str(data) or None
     if not data:
         return None
     selector, body = data[:4], data[4:]

@@ -2,8 +2,18 @@
 
 One manager per signer per ledger (``ledger.transactor(signer)``). It keeps the next
 nonce locally so that many transactions can be signed and sent without a round trip
-each, and re-reads it from the node whenever a send fails, so a dropped or rejected
-transaction never leaves a gap or a duplicate.
+each, and re-reads it from the node whenever a send fails, so a refused or dropped
+transaction never leaves a gap or a duplicate:
+
+- refused (``TransactionRefused``: nonce, funds, fees): nothing was sent; the nonce is
+  re-read before the next send.
+- dropped (the connection fails while sending): the same signed bytes are re-sent a
+  few times; a node that already has them answers "already known" (or "nonce too low"
+  once mined), which counts as sent. If the node stays unreachable the nonce is
+  re-read on the next send, and ``ChainUnavailable`` says which hash may be pending.
+
+Signing is local (:mod:`pervasive.chain.signing`, ~0.1 ms) and :meth:`submit_many`
+sends whole JSON-RPC batches, so thousands of calls a second leave one process.
 """
 
 from __future__ import annotations
@@ -11,22 +21,24 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from coincurve import PrivateKey
-from eth_utils import to_canonical_address
-from web3.exceptions import ContractLogicError, Web3RPCError
+from eth_utils.address import to_canonical_address
 
 from pervasive.chain.accounts import Signer
-from pervasive.chain.ledger import Ledger
+from pervasive.chain.ledger import Ledger, TransactionRefused
 from pervasive.chain.records import Receipt
 from pervasive.chain.signing import SignedTransaction, UnsignedTransaction, sign_transaction
-from pervasive.errors import ChainUnavailable, TransactionReverted, TransactionTimeout
+from pervasive.errors import ChainUnavailable, TransactionTimeout
 
-__all__ = ["ContractCall", "TransactionManager"]
+__all__ = ["ContractCall", "PendingTransaction", "TransactionManager"]
 
 _FEE_BUMP = 1.125  # nodes require at least +10% on both fees to accept a replacement
 _FEE_REFRESH_SECONDS = 2.0
+_SEND_RETRIES = (0.1, 0.3, 1.0)  # seconds between re-sends of the same bytes
+_ALREADY_SENT = ("already known", "already imported", "known transaction")
+_BATCH_TIMEOUT = 5.0  # seconds; a late batch is re-sent (the same bytes, so harmless)
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,21 @@ class ContractCall:
     data: bytes
     value: int = 0
     gas: int | None = None
+
+
+@dataclass
+class PendingTransaction:
+    """A sent transaction: its nonce and every hash sent for it (original first).
+
+    ``hashes`` grows when :meth:`TransactionManager.wait` replaces a stuck transaction;
+    at most one of them is ever mined, because they share the nonce.
+    """
+
+    call: ContractCall
+    nonce: int
+    gas: int
+    fees: tuple[int, int]
+    hashes: list[str] = field(default_factory=list)
 
 
 class TransactionManager:
@@ -56,6 +83,7 @@ class TransactionManager:
         self._nonce_lock = asyncio.Lock()
         self._fees: tuple[int, int] | None = None
         self._fees_at = -math.inf
+        self._targets: dict[str, bytes] = {}
 
     # -- building blocks --------------------------------------------------------------
     async def _current_fees(self) -> tuple[int, int]:
@@ -80,105 +108,242 @@ class TransactionManager:
     async def _gas_for(self, call: ContractCall) -> int:
         if call.gas is not None:
             return call.gas
-        estimate = await self.ledger.estimate_gas(self.signer.address, call.to, call.data, call.value)
+        estimate = await self.ledger.estimate_gas(
+            self.signer.address, call.to, call.data, call.value
+        )
         return math.ceil(estimate * self.ledger.options.gas_margin)
 
-    def _sign(self, call: ContractCall, nonce: int, gas: int, fees: tuple[int, int]) -> SignedTransaction:
+    def _target(self, to: str) -> bytes:
+        target = self._targets.get(to)
+        if target is None:
+            target = self._targets[to] = bytes(to_canonical_address(to))
+        return target
+
+    def _sign(
+        self, call: ContractCall, nonce: int, gas: int, fees: tuple[int, int]
+    ) -> SignedTransaction:
         unsigned = UnsignedTransaction(
             chain_id=self.ledger.chain_id,
             nonce=nonce,
             max_priority_fee_per_gas=fees[0],
             max_fee_per_gas=fees[1],
             gas=gas,
-            to=to_canonical_address(call.to) if call.to else None,
+            to=self._target(call.to) if call.to else None,
             value=call.value,
             data=call.data,
         )
         return sign_transaction(unsigned, self._key)
 
     # -- one transaction --------------------------------------------------------------
-    async def transact(self, call: ContractCall) -> Receipt:
-        """Send ``call`` and wait for its confirmed receipt.
+    async def send(self, call: ContractCall) -> PendingTransaction:
+        """Sign and send ``call``; return at once with its nonce and hash.
 
-        Gas is estimated (with the ledger's margin) unless given, so a call that would
-        revert raises :class:`TransactionReverted` before anything is sent. A
-        transaction still pending after ``replace_after`` seconds is re-sent with the
-        same nonce and fees raised by 12.5%.
+        Gas is estimated (times the ledger's ``gas_margin``) unless given, so a call that
+        would revert raises :class:`TransactionReverted` before a nonce is used.
+
+        Example: ``pending = await manager.send(call); receipt = await manager.wait(pending)``.
         """
         gas = await self._gas_for(call)
         fees = await self._current_fees()
         nonce = await self._reserve_nonces(1)
-        signed = self._sign(call, nonce, gas, fees)
-        hashes = [await self._send(signed)]
+        pending = PendingTransaction(call=call, nonce=nonce, gas=gas, fees=fees)
+        try:
+            pending.hashes.append(await self._send(self._sign(call, nonce, gas, fees)))
+        except (TransactionRefused, ChainUnavailable):
+            self.forget_nonce()
+            raise
+        return pending
+
+    async def wait(self, pending: PendingTransaction) -> Receipt:
+        """Wait for ``pending``'s confirmed receipt, replacing it while it is stuck.
+
+        Every ``replace_after`` seconds without a receipt the call is re-signed with the
+        same nonce and both fees raised by 12.5% (at least to the network's current
+        fees); the first of its hashes to be mined wins.
+        """
         options = self.ledger.options
         deadline = asyncio.get_running_loop().time() + options.receipt_timeout
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
             try:
                 return await self.ledger.wait_for_receipt(
-                    hashes, timeout=max(0.01, min(options.replace_after, remaining))
+                    pending.hashes, timeout=max(0.01, min(options.replace_after, remaining))
                 )
             except TransactionTimeout:
                 if remaining <= options.replace_after:
                     raise
-            fees = await self._bumped(fees)
-            signed = self._sign(call, nonce, gas, fees)
-            try:
-                hashes.append(await self._send(signed, keep_nonce=True))
-            except TransactionReverted as exc:
-                if "nonce too low" in str(exc.reason):  # the original was mined meanwhile
-                    continue
-                raise
+            await self._replace(pending)
+
+    async def transact(self, call: ContractCall) -> Receipt:
+        """Send ``call`` and wait for its confirmed receipt (:meth:`send` then :meth:`wait`).
+
+        Example: ``await manager.transact(ContractCall(to=token, data=calldata))``.
+        """
+        return await self.wait(await self.send(call))
 
     async def deploy(self, bytecode: bytes, *, value: int = 0, gas: int | None = None) -> Receipt:
-        """Deploy ``bytecode`` (constructor arguments appended) and return the receipt."""
+        """Deploy ``bytecode`` (constructor arguments appended) and return the receipt.
+
+        Example: ``address = (await manager.deploy(bytecode)).contract_address``.
+        """
         return await self.transact(ContractCall(to=None, data=bytecode, value=value, gas=gas))
 
-    async def _bumped(self, fees: tuple[int, int]) -> tuple[int, int]:
+    async def _replace(self, pending: PendingTransaction) -> None:
         network = await self.ledger.fees()
-        priority = max(math.ceil(fees[0] * _FEE_BUMP), network[0])
-        return priority, max(math.ceil(fees[1] * _FEE_BUMP), network[1], priority)
-
-    async def _send(self, signed: SignedTransaction, *, keep_nonce: bool = False) -> str:
+        priority = max(math.ceil(pending.fees[0] * _FEE_BUMP), network[0])
+        fees = (priority, max(math.ceil(pending.fees[1] * _FEE_BUMP), network[1], priority))
+        signed = self._sign(pending.call, pending.nonce, pending.gas, fees)
         try:
-            return await self.ledger.send_raw(signed.raw)
-        except (Web3RPCError, ContractLogicError, ValueError) as exc:
-            if not keep_nonce:
-                self.forget_nonce()
-            raise TransactionReverted(f"the node refused the transaction: {exc}") from exc
-        except ChainUnavailable:
-            if not keep_nonce:
-                self.forget_nonce()
+            pending.hashes.append(await self._send(signed))
+        except TransactionRefused as refused:
+            if "nonce too low" in refused.message.lower():
+                return  # one of the earlier hashes was mined meanwhile: keep waiting for it
             raise
+        pending.fees = fees
+
+    async def _send(self, signed: SignedTransaction) -> str:
+        """Send ``signed``; re-send the same bytes while the connection fails."""
+        attempts = 0
+        while True:
+            try:
+                return await self.ledger.send_raw(signed.raw)
+            except TransactionRefused as refused:
+                # a lost answer to an earlier attempt (ours, or the HTTP client's own
+                # retry) makes the node see these very bytes again
+                text = refused.message.lower()
+                if any(marker in text for marker in _ALREADY_SENT):
+                    return signed.hash_hex
+                mined = "nonce too low" in text
+                if mined and await self.ledger.receipt(signed.hash_hex) is not None:
+                    return signed.hash_hex
+                raise TransactionRefused(refused.message, tx_hash=signed.hash_hex) from refused
+            except ChainUnavailable as unavailable:
+                if attempts == len(_SEND_RETRIES):
+                    raise ChainUnavailable(
+                        f"{unavailable} Transaction {signed.hash_hex} (nonce {signed.nonce}) "
+                        "may or may not have reached the node; the nonce is re-read on the "
+                        "next send."
+                    ) from unavailable
+                await asyncio.sleep(_SEND_RETRIES[attempts])
+                attempts += 1
 
     # -- many transactions ------------------------------------------------------------
-    async def submit_many(self, calls: Sequence[ContractCall], *, gas: int | None = None) -> list[str]:
-        """Sign ``calls`` with consecutive nonces and send them as one batch; return hashes.
+    async def submit_many(
+        self, calls: Sequence[ContractCall], *, gas: int | None = None, batch_size: int = 250
+    ) -> list[str]:
+        """Sign ``calls`` with consecutive nonces and send them in JSON-RPC batches.
 
         All calls share ``gas`` when given (else each call's own ``gas``, else an
         estimate of the first call, applied to all). Nothing waits for receipts: use
         :meth:`wait_all`. If the node refuses any transaction, the nonce is re-read and
-        :class:`TransactionReverted` names how many were accepted.
+        :class:`TransactionRefused` says how many were accepted.
+
+        Example: ``await manager.wait_all(await manager.submit_many(calls))``.
         """
         if not calls:
             return []
         shared_gas = gas or calls[0].gas or await self._gas_for(calls[0])
-        fees = await self._current_fees()
+        total_gas = sum(call.gas or shared_gas for call in calls)
+        fees = await self.ledger.fees(total_gas=total_gas)
         first = await self._reserve_nonces(len(calls))
-        raws = [
-            self._sign(call, first + index, call.gas or shared_gas, fees).raw
-            for index, call in enumerate(calls)
-        ]
-        results = await self.ledger.send_raw_batch(raws)
-        hashes = [r for r in results if isinstance(r, str)]
-        if len(hashes) != len(results):
+
+        def sign_chunk(start: int) -> list[SignedTransaction]:
+            chunk = calls[start : start + batch_size]
+            return [
+                self._sign(call, first + start + index, call.gas or shared_gas, fees)
+                for index, call in enumerate(chunk)
+            ]
+
+        # Batches go out strictly in nonce order (a node may drop transactions that
+        # arrive ahead of a gap); the next batch is signed in a worker thread while the
+        # previous one is on the wire.
+        starts = range(0, len(calls), batch_size)
+        signing = asyncio.ensure_future(asyncio.to_thread(sign_chunk, starts[0]))
+        hashes: list[str] = []
+        try:
+            for position in range(len(starts)):
+                chunk = await signing
+                if position + 1 < len(starts):
+                    signing = asyncio.ensure_future(
+                        asyncio.to_thread(sign_chunk, starts[position + 1])
+                    )
+                hashes += await self._send_batch(chunk, accepted=len(hashes), total=len(calls))
+        except BaseException:
+            signing.cancel()
             self.forget_nonce()
-            error = next(r for r in results if not isinstance(r, str))
-            raise TransactionReverted(
-                f"the node accepted {len(hashes)} of {len(results)} transactions; first refusal: {error}"
-            )
+            raise
         return hashes
 
-    async def wait_all(self, tx_hashes: Sequence[str]) -> list[Receipt]:
-        """Receipts of ``tx_hashes`` in order (each raises if it reverted)."""
-        return [await self.ledger.wait_for_receipt([h]) for h in tx_hashes]
+    async def _send_batch(
+        self, chunk: list[SignedTransaction], *, accepted: int, total: int
+    ) -> list[str]:
+        """Send one batch; re-send the same bytes when the answer is lost or late."""
+        attempts = 0
+        while True:
+            try:
+                results = await asyncio.wait_for(
+                    self.ledger.send_raw_batch([signed.raw for signed in chunk]), _BATCH_TIMEOUT
+                )
+                break
+            except (ChainUnavailable, TimeoutError) as lost:
+                if attempts == len(_SEND_RETRIES):
+                    raise ChainUnavailable(
+                        f"{lost or 'no answer in time'}; {accepted} of {total} transactions "
+                        "were accepted, the next batch may or may not have reached the node"
+                    ) from lost
+                await asyncio.sleep(_SEND_RETRIES[attempts])
+                attempts += 1
+        hashes: list[str] = []
+        for signed, result in zip(chunk, results, strict=True):
+            if isinstance(result, str):
+                hashes.append(result)
+                continue
+            text = result.message.lower()
+            seen = any(marker in text for marker in _ALREADY_SENT)
+            if not seen and "nonce too low" in text:
+                seen = await self.ledger.receipt(signed.hash_hex) is not None
+            if not seen:
+                raise TransactionRefused(
+                    f"accepted {accepted + len(hashes)} of {total} transactions, then: "
+                    f"{result.message}",
+                    tx_hash=signed.hash_hex,
+                ) from result
+            hashes.append(signed.hash_hex)  # an earlier attempt reached the node
+        return hashes
+
+    async def wait_all(
+        self, tx_hashes: Sequence[str], *, timeout: float | None = None
+    ) -> list[Receipt]:
+        """Confirmed receipts of ``tx_hashes`` in order, polled in batches.
+
+        Raises :class:`TransactionReverted` for the first reverted transaction and
+        :class:`TransactionTimeout` when some are still pending at the deadline.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout or self.ledger.options.receipt_timeout)
+        found: dict[str, Receipt] = {}
+        delay = 0.01
+        progress_at = loop.time()
+        while len(found) < len(tx_hashes):
+            missing = [h for h in tx_hashes if h not in found]
+            for tx_hash, receipt in zip(missing, await self.ledger.receipts(missing), strict=True):
+                if receipt is not None:
+                    found[tx_hash] = receipt
+                    progress_at = loop.time()
+            if len(found) == len(tx_hashes):
+                break
+            if loop.time() - progress_at > 1.0 and await self.ledger.nudge_stuck_pool():
+                progress_at = loop.time()
+            if loop.time() > deadline:
+                raise TransactionTimeout(
+                    f"{len(tx_hashes) - len(found)} of {len(tx_hashes)} transactions have no "
+                    "receipt yet; they may still be mined"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        receipts = [found[h] for h in tx_hashes]
+        if self.ledger.options.confirmations > 0 or not all(r.succeeded for r in receipts):
+            # the slow path re-reads each receipt after its confirmations and decodes reverts
+            remaining = max(0.01, deadline - loop.time())
+            return [await self.ledger.wait_for_receipt([h], timeout=remaining) for h in tx_hashes]
+        return receipts
