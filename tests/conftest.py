@@ -7,6 +7,9 @@
   accounts (``ledger.dev_signer(i)``), once per backend: ``embedded`` (py-evm in this
   process) and ``anvil`` (a real node, marked ``anvil``; deselect with ``-m "not anvil"``).
   Closed (and the node stopped) after the test.
+- ``artifacts``: a folder holding the compiled registry, agreement and factory. It sits
+  beside pytest's per-run folders so xdist workers and later runs share it; the file
+  names carry the source and vyper hash, so a stale artifact is never read.
 
 Example::
 
@@ -24,6 +27,9 @@ import pytest
 
 from pervasive.chain import Ledger, open_ledger
 from pervasive.config import Settings
+from pervasive.contracts import compile_contract
+
+COMPILED = ("registry", "agreement", "agreement_factory")
 
 
 @pytest.fixture
@@ -40,3 +46,12 @@ async def ledger(request: pytest.FixtureRequest, tmp_settings: Settings) -> Asyn
         yield chain
     finally:
         await chain.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The compiled platform contracts (compiling takes seconds, so once per machine)."""
+    folder = tmp_path_factory.getbasetemp().parent / "pervasive-artifacts"
+    for name in COMPILED:
+        compile_contract(name, cache_dir=folder)
+    return folder
