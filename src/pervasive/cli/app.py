@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from pervasive.cli import account, chain, demo, device, registry
+from pervasive.cli import account, chain, demo, demo_smartlock, device, node, registry
 from pervasive.cli.session import CliState
 from pervasive.errors import UserError
 
@@ -70,6 +70,8 @@ app.add_typer(chain.app, name="chain")
 app.add_typer(registry.app, name="registry")
 app.add_typer(demo.app, name="demo")
 app.add_typer(device.app, name="device")
+app.add_typer(node.app, name="node")
+demo.app.command("smartlock")(demo_smartlock.smartlock)
 
 
 @app.callback()

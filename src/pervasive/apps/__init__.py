@@ -1,0 +1,1 @@
+"""Reference applications: the papers' case studies, composed from the lower layers."""

@@ -1,0 +1,173 @@
+"""``pervasive node run``: one intermediate node of a DIVERSITY agreement, as its own process.
+
+The node reads the agreement and its sensors from the chain, resolves ``f`` by name
+(its source hash must equal the agreement's), connects to the MQTT broker under its
+service identity ``svc:node.<registry id>`` and runs until interrupted. Its state
+(message log, round journal, window store, update table) lives in
+``<home>/nodes/<node address>/node.sqlite``, so a node killed at any moment resumes
+where it stopped when started again with the same arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from pervasive.cli.session import CliState, run, session, state_of
+from pervasive.errors import ConfigError, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from pervasive.messaging import ClientCredentials
+    from pervasive.offchain import FunctionRegistry
+    from pervasive.offchain.node import NodeEvent
+
+__all__ = ["app"]
+
+app = typer.Typer(help="DIVERSITY intermediate nodes (paper 002).", no_args_is_help=True)
+
+DEFAULT_FUNCTIONS = "pervasive.apps.smartlock:FUNCTIONS"
+
+
+def load_functions(spec: str) -> FunctionRegistry:
+    """The :class:`FunctionRegistry` named ``module:attribute``.
+
+    Example: ``load_functions("pervasive.apps.smartlock:FUNCTIONS")``.
+    """
+    from pervasive.offchain import FunctionRegistry
+
+    module_name, _, attribute = spec.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute or "FUNCTIONS")
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load off-chain functions {spec!r}: {exc}") from exc
+    if not isinstance(found, FunctionRegistry):
+        raise ConfigError(f"{spec!r} is not a FunctionRegistry")
+    return found
+
+
+def _credentials(state: CliState, identity: str, folder: Path | None) -> ClientCredentials:
+    """The node's TLS files: ``folder``, else issued by the local CA in ``<home>/pki``."""
+    from pervasive.messaging import ClientCredentials
+    from pervasive.offchain.node import mqtt_credentials
+    from pervasive.pki import CertificateAuthority
+
+    if folder is not None:
+        return ClientCredentials(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    pki = state.settings.home / "pki"
+    if not pki.is_dir():
+        raise ConfigError(
+            f"no MQTT credentials for {identity}: give --credentials DIR (ca.pem, cert.pem, "
+            f"key.pem) or create a local CA in {pki} (pervasive demo smartlock does)"
+        )
+    ca = CertificateAuthority.open(pki, state.password())
+    try:
+        return mqtt_credentials(ca, identity, state.settings.home / "mqtt")
+    finally:
+        ca.close()
+
+
+def _print_event(event: NodeEvent) -> None:
+    from rich.console import Console
+
+    text = f"window {event.t}: {event.kind}" + (f" ({event.detail})" if event.detail else "")
+    if event.receipt is not None:
+        text += f", gas {event.receipt.gas_used:,}, tx {event.receipt.transaction_hash}"
+    Console().print(escape(text), highlight=False)
+
+
+@app.command("run")
+def run_node(
+    ctx: typer.Context,
+    *,
+    agreement: Annotated[str, typer.Option(help="Address of the agreement contract.")],
+    account: Annotated[
+        str | None, typer.Option(help="Keystore account of the node (its registered account).")
+    ] = None,
+    dev_account: Annotated[
+        int | None, typer.Option(help="Development account 0-9 (embedded and anvil).")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="Signing mode every node uses: ring, leader, fast.")
+    ] = "ring",
+    functions: Annotated[
+        str, typer.Option(help="Off-chain functions as module:attribute.")
+    ] = DEFAULT_FUNCTIONS,
+    credentials: Annotated[
+        Path | None, typer.Option(help="Folder with ca.pem, cert.pem and key.pem for MQTT.")
+    ] = None,
+    mqtt_port: Annotated[int | None, typer.Option(help="Broker port (default: settings).")] = None,
+    gap_timeout: Annotated[float, typer.Option(help="Seconds a missing message is awaited.")] = 5.0,
+    protocol_timeout: Annotated[float, typer.Option(help="Seconds before a retry.")] = 5.0,
+    takeover_after: Annotated[
+        float, typer.Option(help="Seconds before a stand-in sends a missing update.")
+    ] = 10.0,
+) -> None:
+    """Run the intermediate node of ``--account`` for ``--agreement`` until Ctrl-C (or SIGTERM).
+
+    Example: ``pervasive node run --agreement 0xAb... --account node-insurer``.
+    """
+    from pervasive.contracts.registry import Registry
+    from pervasive.messaging import ClientOptions
+    from pervasive.offchain import SigningMode
+    from pervasive.offchain.node import NodeOptions
+    from pervasive.offchain.node.runner import running_node
+
+    state = state_of(ctx)
+    try:
+        signing = SigningMode(mode)
+    except ValueError:
+        raise InvalidInput(f"--mode must be ring, leader or fast, not {mode!r}") from None
+    registry_functions = load_functions(functions)
+    options = NodeOptions(
+        gap_timeout=gap_timeout, protocol_timeout=protocol_timeout, takeover_after=takeover_after
+    )
+
+    async def go() -> None:
+        async with session(state) as s:
+            signer = s.signer(account, dev_account)
+            registry = await Registry.find(s.ledger, s.book, artifacts=s.artifacts)
+            node = next(
+                (n for n in await registry.list_nodes() if n.account == signer.address), None
+            )
+            if node is None:
+                raise NotFound(f"{signer.address} is not a registered intermediate node")
+            identity = f"svc:node.{node.id}"
+            settings = state.settings
+            mqtt = ClientOptions(
+                settings.mqtt_host,
+                mqtt_port or settings.mqtt_port,
+                _credentials(state, identity, credentials),
+                client_id=f"node-{signer.address.lower()}",
+                outbox=settings.path("nodes", signer.address.lower(), "outbox.sqlite"),
+            )
+            database = settings.path("nodes", signer.address.lower(), "node.sqlite")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            async with running_node(
+                s.ledger, registry, agreement, signer, mqtt,
+                database=database, functions=registry_functions,
+                mode=signing, options=options, on_event=_print_event, artifacts=s.artifacts,
+            ) as service:  # fmt: skip
+                state.console.print(
+                    f"node {escape(node.id)} ({signer.address}) runs agreement {agreement} "
+                    f"on {s.ledger.kind} chain {s.ledger.chain_id}; Ctrl-C stops it",
+                    highlight=False,
+                )
+                await stop.wait()
+                stats = service.stats
+            state.console.print(
+                f"stopped: {stats.accepted} messages accepted, {stats.windows} windows, "
+                f"{stats.agreed} agreed, {stats.disputed} disputed, "
+                f"{stats.updates_sent} updates sent",
+                highlight=False,
+            )
+
+    run(go())

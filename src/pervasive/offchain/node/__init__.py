@@ -1,0 +1,77 @@
+"""The running intermediate node of DIVERSITY (paper 002): asyncio adapters around the protocol.
+
+See ``README.md`` in this folder and ``docs/intermediate-node.md``.
+
+Example::
+
+    from pervasive.offchain.node import IntermediateNodeService, NodeOptions
+    async with IntermediateNodeService(key=key, agreement=spec, function=f,
+                                       connection=mqtt, chain=port, database=path):
+        ...
+"""
+
+from pervasive.offchain.node.chain import ContractAgreementPort, LoadedAgreement, load_agreement
+from pervasive.offchain.node.ingest import IngestResult, SensorPipeline
+from pervasive.offchain.node.message_log import MessageLog
+from pervasive.offchain.node.provision import (
+    AgreementPlan,
+    NodePlan,
+    PartyPlan,
+    SensorPlan,
+    mqtt_credentials,
+    provision_agreement,
+)
+from pervasive.offchain.node.service import (
+    IntermediateNodeService,
+    NodeEvent,
+    NodeOptions,
+    NodeStats,
+)
+from pervasive.offchain.node.submitter import (
+    AgreementPort,
+    OnchainUpdate,
+    SubmissionStatus,
+    UpdateSubmitter,
+)
+from pervasive.offchain.node.transport import (
+    SENSOR_SUFFIX,
+    NodeTransport,
+    node_inbox_topic,
+    node_update_topic,
+    sensor_topic,
+)
+from pervasive.offchain.node.updates import UpdateAssembler, pack_window, proofs_hash
+from pervasive.offchain.node.verifier import SensorVerifier, VerifiedSensorMessage
+
+__all__ = [
+    "SENSOR_SUFFIX",
+    "AgreementPlan",
+    "AgreementPort",
+    "ContractAgreementPort",
+    "IngestResult",
+    "IntermediateNodeService",
+    "LoadedAgreement",
+    "MessageLog",
+    "NodeEvent",
+    "NodeOptions",
+    "NodePlan",
+    "NodeStats",
+    "NodeTransport",
+    "OnchainUpdate",
+    "PartyPlan",
+    "SensorPipeline",
+    "SensorPlan",
+    "SensorVerifier",
+    "SubmissionStatus",
+    "UpdateAssembler",
+    "UpdateSubmitter",
+    "VerifiedSensorMessage",
+    "load_agreement",
+    "mqtt_credentials",
+    "node_inbox_topic",
+    "node_update_topic",
+    "pack_window",
+    "proofs_hash",
+    "provision_agreement",
+    "sensor_topic",
+]

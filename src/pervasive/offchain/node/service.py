@@ -1,0 +1,417 @@
+"""The running intermediate node: asyncio around the sans-I/O pipeline and protocol.
+
+Control flow (paper 002, sections 2-3; one agreement per service)::
+
+    MQTT sensor topics ──► SensorPipeline (verify, order, gaps) ──► MessageLog (durable)
+                                   │ w[t]
+                                   ▼
+    MQTT node inbox  ──► IntermediateNode (proof of computation, reveal) ──► NodeTransport
+                                   │ Agreed / SubmitUpdate / Dispute
+                                   ▼
+                     WindowStore (QoS)  +  UpdateSubmitter ──► Agreement contract
+
+Four tasks share one event loop, so the sans-I/O objects are only ever touched
+between awaits: a reader (MQTT → sensor batch or protocol input), an ingester
+(batches of sensor messages → windows), a sender (``Send`` actions → MQTT) and a
+ticker (gap timeouts, protocol retries and timeouts, update take-overs). Chain
+transactions run one at a time in a chain worker, since one account sends them.
+
+Restart: the round journal says which windows are closed; the pipeline resumes at
+the first open one and is fed the logged messages again, so a killed node rebuilds
+the same ``w[t]``, reuses the secret it committed to, and the update table makes
+sure no update is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pervasive.chain import Receipt
+from pervasive.crypto import PrivateKey
+from pervasive.errors import PervasiveError, ReplayedMessage, UserError
+from pervasive.messaging.port import MqttConnection, MqttMessage
+from pervasive.offchain.agreement import AgreementSpec, QoS
+from pervasive.offchain.functions import OffchainFunction
+from pervasive.offchain.journal import OPEN, SQLiteRoundJournal
+from pervasive.offchain.node.ingest import IngestResult, SensorPipeline
+from pervasive.offchain.node.message_log import MessageLog
+from pervasive.offchain.node.submitter import AgreementPort, OnchainUpdate, UpdateSubmitter
+from pervasive.offchain.node.transport import Inbound, NodeTransport
+from pervasive.offchain.node.updates import UpdateAssembler, pack_window
+from pervasive.offchain.outcomes import Action, Agreed, Dispute, Send, SubmitUpdate
+from pervasive.offchain.protocol import IntermediateNode
+from pervasive.offchain.qos import WindowStore
+from pervasive.offchain.window import WindowArray
+from pervasive.store import open_database
+
+__all__ = ["IntermediateNodeService", "NodeEvent", "NodeOptions", "NodeStats"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """Timing and batching of a node."""
+
+    gap_timeout: float = 5.0
+    """Seconds a missing sensor message is waited for before it is reported as a gap."""
+    protocol_timeout: float = 5.0
+    """Seconds without an answer from a peer before a retry (then a timeout dispute)."""
+    max_retries: int = 2
+    """Retries before a silent peer leads to a timeout dispute."""
+    takeover_after: float = 10.0
+    """Seconds a non-designated node waits for the update to appear on-chain before sending it."""
+    tick_interval: float = 0.05
+    """Seconds between timer checks."""
+    batch_size: int = 2048
+    """Most sensor messages verified in one go."""
+
+
+@dataclass(frozen=True)
+class NodeEvent:
+    """Something the operator (or the demo) wants to see: ``kind`` is
+    ``window``, ``agreed``, ``disputed``, ``recorded``, ``dispute-sent`` or ``error``."""
+
+    kind: str
+    t: int
+    at: float
+    detail: str = ""
+    receipt: Receipt | None = None
+    action: Action | None = None
+
+
+@dataclass
+class NodeStats:
+    """Counters of one node (a snapshot is cheap to take)."""
+
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    gaps: int = 0
+    windows: int = 0
+    agreed: int = 0
+    disputed: int = 0
+    updates_sent: int = 0
+    updates_skipped: int = 0
+    update_gas: int = 0
+    disputes_sent: int = 0
+    protocol_rejected: dict[str, int] = field(default_factory=dict)
+    protocol_sent: dict[str, int] = field(default_factory=dict)
+    protocol_bytes: int = 0
+
+
+class IntermediateNodeService:
+    """One intermediate node of one agreement, as an asyncio service.
+
+    Example::
+
+        service = IntermediateNodeService(key=key, agreement=spec, function=f,
+                                          connection=mqtt, chain=agreement_port,
+                                          database=settings.path("node", "node.sqlite"))
+        async with service:             # restores, subscribes, starts its tasks
+            await service.wait_for(lambda s: s.stats.agreed >= 3, timeout=60)
+    """
+
+    def __init__(
+        self,
+        *,
+        key: PrivateKey,
+        agreement: AgreementSpec,
+        function: OffchainFunction,
+        connection: MqttConnection,
+        chain: AgreementPort,
+        database: Path | str | sqlite3.Connection,
+        sensor_ids: tuple[str, ...] = (),
+        options: NodeOptions | None = None,
+        on_event: Callable[[NodeEvent], None] | None = None,
+    ) -> None:
+        self.options = options or NodeOptions()
+        self.agreement = agreement
+        self.address = key.address
+        db = database if isinstance(database, sqlite3.Connection) else open_database(database)
+        self._db = db
+        self.journal = SQLiteRoundJournal(db, agreement.address, key.address)
+        self.protocol = IntermediateNode(
+            key,
+            agreement,
+            function,
+            self.journal,
+            timeout=self.options.protocol_timeout,
+            max_retries=self.options.max_retries,
+        )
+        self.log = MessageLog(db, agreement.address)
+        self.store = WindowStore(db, agreement)
+        self.submitter = UpdateSubmitter(
+            db, agreement.address, chain, takeover_after=self.options.takeover_after
+        )
+        self.assembler = UpdateAssembler(key, agreement)
+        self.transport = NodeTransport(
+            connection, agreement.address, key.address, sensor_ids=sensor_ids
+        )
+        self.connection = connection
+        self.chain = chain
+        self.on_event = on_event
+        self.pipeline = SensorPipeline(
+            agreement, gap_timeout=self.options.gap_timeout, first_t=self._first_open_window()
+        )
+        self.events: list[NodeEvent] = []
+        self.built_at: dict[int, float] = {}
+        """Wall-clock time each window ``w[t]`` was built here (its last message arrived)."""
+        self._stats = NodeStats()
+        self._sensor_batch: list[bytes] = []
+        self._sensor_ready = asyncio.Event()
+        self._outgoing: asyncio.Queue[Send | bytes] = asyncio.Queue()
+        self._built: dict[int, WindowArray] = {}
+        self._chain_jobs: asyncio.Queue[Dispute | None] = asyncio.Queue()
+        self._chain_wakeup = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _first_open_window(self) -> int:
+        t = 0
+        while True:
+            entry = self.journal.load(t)
+            if entry is None or entry.status == OPEN:
+                return t
+            t += 1
+
+    async def start(self) -> None:
+        """Replay the message log, subscribe, and start the node's tasks."""
+        now = time.time()
+        spec = self.agreement.window
+        first = self.pipeline.next_t
+        starts = {s: spec.range_of(i, first).start for i, s in enumerate(spec.sensors)}
+        replayed = list(self.log.replay(starts))
+        if replayed:
+            _log.info("node %s: replaying %d logged sensor messages", self.address, len(replayed))
+            self._handle_ingest(
+                self.pipeline.receive_many(replayed, asyncio.get_running_loop().time()), now
+            )
+        await self.transport.subscribe()
+        for job in (self._read, self._ingest, self._send, self._tick, self._chain_worker):
+            self._tasks.append(
+                asyncio.create_task(job(), name=f"node-{self.address[:8]}-{job.__name__}")
+            )
+        self._chain_wakeup.set()
+
+    async def stop(self) -> None:
+        """Cancel the tasks (state is durable: a new service resumes where this one stopped)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> IntermediateNodeService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def wait_for(
+        self, predicate: Callable[[IntermediateNodeService], bool], timeout: float
+    ) -> None:
+        """Wait until ``predicate(self)`` holds (checked after each change); else TimeoutError."""
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                self._changed.clear()
+                await self._changed.wait()
+
+    @property
+    def stats(self) -> NodeStats:
+        """Current counters."""
+        s = self._stats
+        s.accepted = self.pipeline.accepted
+        s.rejected = dict(self.pipeline.rejections)
+        s.gaps = len(self.pipeline.gaps)
+        s.updates_sent = self.submitter.sent
+        s.updates_skipped = self.submitter.skipped
+        s.protocol_rejected = dict(self.protocol.stats.rejected)
+        s.protocol_sent = dict(self.transport.sent)
+        s.protocol_bytes = self.transport.bytes_sent
+        return s
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _read(self) -> None:
+        async for message in self.connection.messages():
+            self._dispatch(message)
+
+    def _dispatch(self, message: MqttMessage) -> None:
+        kind = self.transport.classify(message)
+        if kind is Inbound.SENSOR:
+            self._sensor_batch.append(message.payload)
+            self._sensor_ready.set()
+        elif kind is Inbound.UPDATE_SIGNATURE:
+            try:
+                update = self.assembler.on_signature(message.payload)
+            except UserError as exc:
+                _log.warning("node %s: refused an update signature: %s", self.address, exc)
+                return
+            if update is not None:
+                self._queue_update(update, time.time())
+        elif kind is Inbound.PROTOCOL:
+            loop_now = asyncio.get_running_loop().time()
+            try:
+                actions = self.protocol.receive(message.payload, loop_now)
+            except ReplayedMessage:
+                return  # counted by the protocol; a duplicate delivery or a replay attack
+            except UserError as exc:
+                _log.warning("node %s: refused a protocol message: %s", self.address, exc)
+                return
+            self._handle_actions(actions, time.time())
+
+    async def _ingest(self) -> None:
+        while True:
+            await self._sensor_ready.wait()
+            self._sensor_ready.clear()
+            while self._sensor_batch:
+                size = self.options.batch_size
+                batch, self._sensor_batch = self._sensor_batch[:size], self._sensor_batch[size:]
+                result = self.pipeline.receive_many(batch, asyncio.get_running_loop().time())
+                self._handle_ingest(result, time.time())
+                await asyncio.sleep(0)
+
+    async def _send(self) -> None:
+        others = tuple(n for n in self.agreement.nodes if n != self.address)
+        while True:
+            item = await self._outgoing.get()
+            try:
+                if isinstance(item, Send):
+                    await self.transport.send(item)
+                else:
+                    await self.transport.send_update_signature(others, item)
+            except PervasiveError as exc:
+                # the protocol retries on its own timer: a lost send is a delayed send
+                _log.warning("node %s: a send failed: %s", self.address, exc)
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.options.tick_interval)
+            now = time.time()
+            self._handle_ingest(self.pipeline.tick(loop.time()), now)
+            self._handle_actions(self.protocol.tick(loop.time()), now)
+            if self.submitter.due(now):
+                self._chain_wakeup.set()
+
+    async def _chain_worker(self) -> None:
+        while True:
+            await self._chain_wakeup.wait()
+            self._chain_wakeup.clear()
+            while not self._chain_jobs.empty():
+                dispute = self._chain_jobs.get_nowait()
+                if dispute is not None:
+                    await self._send_dispute(dispute)
+            for submission in self.submitter.due(time.time()):
+                try:
+                    receipt = await self.submitter.submit(submission)
+                except PervasiveError as exc:
+                    self._emit(
+                        NodeEvent("error", submission.t, time.time(), f"update failed: {exc}")
+                    )
+                    continue
+                if receipt is not None:
+                    self._stats.update_gas += receipt.gas_used
+                    self.store.mark_published(submission.t)
+                self._emit(
+                    NodeEvent(
+                        "recorded",
+                        submission.t,
+                        time.time(),
+                        "sent by this node" if receipt else "already recorded on-chain",
+                        receipt=receipt,
+                    )
+                )
+
+    async def _send_dispute(self, dispute: Dispute) -> None:
+        window = dispute.evidence.window
+        data = b""
+        if window is not None and self.agreement.qos is QoS.ONCHAIN_PROOF:
+            data = pack_window(window, self.agreement)
+        try:
+            receipt = await self.chain.open_dispute(dispute.t, dispute.kind, dispute.evidence, data)
+        except PervasiveError as exc:
+            self._emit(NodeEvent("error", dispute.t, time.time(), f"dispute failed: {exc}"))
+            return
+        self._stats.disputes_sent += 1
+        self._emit(
+            NodeEvent("dispute-sent", dispute.t, time.time(), dispute.kind.name, receipt=receipt)
+        )
+
+    # ------------------------------------------------------------------ handlers
+
+    def _handle_ingest(self, result: IngestResult, now: float) -> None:
+        if result.accepted:
+            self.log.append(result.accepted)
+        for reason, text in result.rejected:
+            _log.info("node %s: rejected a sensor message (%s): %s", self.address, reason, text)
+        for gap in result.gaps:
+            self._emit(NodeEvent("gap", -1, now, f"{gap.sensor} q={gap.first}..{gap.last}"))
+        loop_now = asyncio.get_running_loop().time()
+        for windows in result.windows:
+            self._start_window(windows, now, loop_now)
+        if result.accepted or result.rejected:
+            self._changed.set()
+
+    def _start_window(self, windows: WindowArray, now: float, loop_now: float) -> None:
+        self.store.put(windows)
+        self._built[windows.t] = windows
+        self.built_at.setdefault(windows.t, now)
+        self._stats.windows += 1
+        self._emit(NodeEvent("window", windows.t, now, f"H(w[t])=0x{windows.hash.hex()[:16]}"))
+        self._handle_actions(self.protocol.start_window(windows, loop_now), now)
+
+    def _handle_actions(self, actions: list[Action], now: float) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self._outgoing.put_nowait(action)
+            elif isinstance(action, Agreed):
+                self.store.record(action)
+                self._stats.agreed += 1
+                self._emit(NodeEvent("agreed", action.t, now, action=action))
+                body, update = self.assembler.on_agreed(action, self._built.pop(action.t, None))
+                if body is not None:
+                    self._outgoing.put_nowait(body)
+                if update is not None:
+                    self._queue_update(update, now)
+            elif isinstance(action, SubmitUpdate):
+                # the protocol's own update call is not what the contract verifies; the
+                # contract update is assembled from every node's signature (updates.py)
+                continue
+            elif isinstance(action, Dispute):
+                self._built.pop(action.t, None)
+                self.store.record(action)
+                self._stats.disputed += 1
+                self._emit(NodeEvent("disputed", action.t, now, action.kind.name, action=action))
+                if action.evidence.notice is None:
+                    self._chain_jobs.put_nowait(action)
+                    self._chain_wakeup.set()
+
+    def _queue_update(self, update: OnchainUpdate, now: float) -> None:
+        t = update.t
+        designated = self.agreement.submitter_for(t) == self.address
+        rank = self._rank(t)
+        if self.submitter.add(update, designated=designated, rank=rank, now=now) and designated:
+            self._chain_wakeup.set()
+
+    def _rank(self, t: int) -> int:
+        nodes = self.agreement.nodes
+        first = nodes.index(self.agreement.submitter_for(t))
+        return (nodes.index(self.address) - first) % len(nodes)
+
+    def _emit(self, event: NodeEvent) -> None:
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+        self._changed.set()
