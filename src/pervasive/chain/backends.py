@@ -91,11 +91,13 @@ def anvil_dev_keys(count: int = 10) -> list[bytes]:
     ]
 
 
-def _options(settings: Settings) -> LedgerOptions:
+def _options(settings: Settings, *, kind: str = "rpc") -> LedgerOptions:
     return LedgerOptions(
         confirmations=settings.confirmations,
         receipt_timeout=settings.receipt_timeout,
         gas_margin=settings.gas_margin,
+        # anvil pools transactions ahead of a nonce gap without limit; a public node may not
+        batches_in_flight=4 if kind == "anvil" else 1,
     )
 
 
@@ -175,5 +177,5 @@ async def _connect(
         raise ChainUnavailable(f"no Ethereum node answers at {url}: {exc}") from exc
     return Ledger(
         w3, kind=kind, chain_id=chain_id, dev_keys=dev_keys, url=url,
-        options=_options(settings), on_close=on_close,
+        options=_options(settings, kind=kind), on_close=on_close,
     )  # fmt: skip

@@ -69,6 +69,10 @@ class LedgerOptions:
     """Multiplier on estimated gas."""
     replace_after: float = 30.0
     """Seconds without a receipt before a pending transaction is re-sent with higher fees."""
+    batches_in_flight: int = 1
+    """JSON-RPC batches of transactions on the wire at once in ``submit_many``. Above 1
+    a later batch may arrive first, so only for nodes that hold transactions ahead of a
+    nonce gap without limit (anvil); geth's queue keeps 64 per account."""
 
 
 @dataclass(frozen=True)

@@ -254,25 +254,28 @@ class TransactionManager:
                 for index, call in enumerate(chunk)
             ]
 
-        # Batches go out strictly in nonce order (a node may drop transactions that
-        # arrive ahead of a gap); the next batch is signed in a worker thread while the
-        # previous one is on the wire.
-        starts = range(0, len(calls), batch_size)
-        signing = asyncio.ensure_future(asyncio.to_thread(sign_chunk, starts[0]))
-        hashes: list[str] = []
+        # Up to ``batches_in_flight`` batches are on the wire at once (1: strictly in
+        # nonce order, for nodes that drop transactions arriving ahead of a gap); the
+        # next batch is signed in a worker thread meanwhile.
+        window = asyncio.Semaphore(max(1, self.ledger.options.batches_in_flight))
+        sends: list[asyncio.Task[list[str]]] = []
         try:
-            for position in range(len(starts)):
-                chunk = await signing
-                if position + 1 < len(starts):
-                    signing = asyncio.ensure_future(
-                        asyncio.to_thread(sign_chunk, starts[position + 1])
-                    )
-                hashes += await self._send_batch(chunk, accepted=len(hashes), total=len(calls))
+            for start in range(0, len(calls), batch_size):
+                chunk = await asyncio.to_thread(sign_chunk, start)
+                await window.acquire()
+                send = asyncio.create_task(
+                    self._send_batch(chunk, accepted=start, total=len(calls))
+                )
+                send.add_done_callback(lambda _: window.release())
+                sends.append(send)
+            batches = await asyncio.gather(*sends)
         except BaseException:
-            signing.cancel()
+            for send in sends:
+                send.cancel()
+            await asyncio.gather(*sends, return_exceptions=True)
             self.forget_nonce()
             raise
-        return hashes
+        return [tx_hash for batch in batches for tx_hash in batch]
 
     async def _send_batch(
         self, chunk: list[SignedTransaction], *, accepted: int, total: int
