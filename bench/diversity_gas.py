@@ -30,19 +30,20 @@ from pathlib import Path
 
 from pervasive.chain import ContractCall, Ledger, Signer, open_ledger
 from pervasive.config import Settings
-from pervasive.contracts import Contract, Registry, SensorField, compile_source
-from pervasive.contracts.agreement import (
+from pervasive.contracts import (
     Agreement,
     AgreementFactory,
     AgreementTerms,
-    PackedMessage,
+    Contract,
     QoSLevel,
     Reaction,
     ReactionKind,
-    SensorWindowData,
-    WindowData,
+    Registry,
+    SensorField,
+    compile_source,
 )
 from pervasive.crypto import PrivateKey, keccak256
+from pervasive.offchain.window_data import PackedMessage, SensorWindowData, WindowData
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OCMS = tuple(range(10, 101, 10))

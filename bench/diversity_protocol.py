@@ -31,11 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pervasive.apps.smartlock import FUNCTIONS, RENTAL_TIME
+from pervasive.apps.smartlock import FUNCTIONS, RENTAL_TIME, smart_lock_declaration
 from pervasive.chain import Ledger, open_ledger
 from pervasive.config import Settings
-from pervasive.contracts.agreement import QoSLevel, Reaction, ReactionKind
-from pervasive.contracts.registry import Registry
+from pervasive.contracts import QoSLevel, Reaction, ReactionKind, Registry
 from pervasive.crypto import PrivateKey
 from pervasive.messaging import ClientOptions, MosquittoBroker, MqttClient
 from pervasive.offchain import AgreementSpec, SigningMode, WindowSpec, sign_sensor_message
@@ -53,7 +52,6 @@ from pervasive.offchain.node import (
     sensor_topic,
 )
 from pervasive.offchain.node.runner import running_node
-from pervasive.offchain.smartlock import smart_lock_declaration
 from pervasive.pki import CertificateAuthority
 
 RESULTS = Path(__file__).parent / "results"

@@ -68,8 +68,8 @@ class FunctionRegistry:
     Example::
 
         registry = FunctionRegistry()
-        registry.register("rental_time", smart_lock_rental_time)
-        f = registry.resolve("rental_time", agreement.function_hash)
+        registry.register("monthly_rental", monthly_rental_time)
+        f = registry.resolve("monthly_rental", agreement.function_hash)
     """
 
     def __init__(self) -> None:

@@ -21,7 +21,13 @@ from typing import Protocol
 from pervasive.errors import InvalidInput
 from pervasive.store import open_database
 
-__all__ = ["JournalEntry", "MemoryRoundJournal", "RoundJournal", "SQLiteRoundJournal"]
+__all__ = [
+    "JournalEntry",
+    "MemoryRoundJournal",
+    "RoundJournal",
+    "SQLiteRoundJournal",
+    "attach_database",
+]
 
 OPEN, AGREED, DISPUTED = "open", "agreed", "disputed"
 
@@ -133,6 +139,20 @@ CREATE TABLE IF NOT EXISTS offchain_epochs (
 """
 
 
+def attach_database(database: Path | str | sqlite3.Connection, schema: str) -> sqlite3.Connection:
+    """``database`` with ``schema`` applied: opened if a path, shared if a connection.
+
+    A node keeps its journal, window store, message log and update table in one
+    SQLite file; each store applies its own ``CREATE ... IF NOT EXISTS`` schema.
+
+    Example: ``db = attach_database(settings.path("node.sqlite"), _SCHEMA)``.
+    """
+    if isinstance(database, sqlite3.Connection):
+        database.executescript(schema)
+        return database
+    return open_database(database, schema=schema)
+
+
 class SQLiteRoundJournal:
     """Journal in a SQLite file (``offchain_rounds`` table), shared safely by many agreements.
 
@@ -140,11 +160,7 @@ class SQLiteRoundJournal:
     """
 
     def __init__(self, path: Path | str | sqlite3.Connection, agreement: str, node: str) -> None:
-        if isinstance(path, sqlite3.Connection):
-            self._db = path
-            self._db.executescript(_SCHEMA)
-        else:
-            self._db = open_database(path, schema=_SCHEMA)
+        self._db = attach_database(path, _SCHEMA)
         self._key = (agreement, node)
 
     def load(self, t: int) -> JournalEntry | None:

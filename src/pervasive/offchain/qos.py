@@ -29,9 +29,9 @@ from pathlib import Path
 
 from pervasive.errors import InvalidInput, NotFound
 from pervasive.offchain.agreement import AgreementSpec, QoS
+from pervasive.offchain.journal import attach_database
 from pervasive.offchain.outcomes import Action, Agreed, Dispute, SubmitUpdate
 from pervasive.offchain.window import WindowArray, decode_window_array
-from pervasive.store import open_database
 
 __all__ = ["WindowStore", "verify_window"]
 
@@ -71,11 +71,7 @@ class WindowStore:
     """
 
     def __init__(self, path: Path | str | sqlite3.Connection, agreement: AgreementSpec) -> None:
-        if isinstance(path, sqlite3.Connection):
-            self._db = path
-            self._db.executescript(_SCHEMA)
-        else:
-            self._db = open_database(path, schema=_SCHEMA)
+        self._db = attach_database(path, _SCHEMA)
         self.agreement = agreement
         self.qos = agreement.qos
 

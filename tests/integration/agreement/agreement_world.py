@@ -11,14 +11,15 @@ import time
 from dataclasses import dataclass, replace
 
 from pervasive.chain import Ledger, Signer
-from pervasive.contracts import Registry, SensorField
-from pervasive.contracts.agreement import (
+from pervasive.contracts import (
     Agreement,
     AgreementFactory,
     AgreementTerms,
     QoSLevel,
     Reaction,
     ReactionKind,
+    Registry,
+    SensorField,
 )
 from pervasive.crypto import PrivateKey, Signature, keccak256
 

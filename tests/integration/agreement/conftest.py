@@ -11,8 +11,7 @@ import pytest
 from agreement_world import LOCK_FIELDS, SENSOR_KEY, World
 
 from pervasive.chain import Ledger
-from pervasive.contracts import Registry
-from pervasive.contracts.agreement import AgreementFactory
+from pervasive.contracts import AgreementFactory, Registry
 
 
 @pytest.fixture

@@ -5,20 +5,13 @@ from __future__ import annotations
 import pytest
 from agreement_world import World
 
-from pervasive.contracts.agreement import (
-    Agreement,
-    PackedMessage,
-    ProofEvidence,
-    QoSLevel,
-    RevealEvidence,
-    SensorWindowData,
-    WindowData,
-)
+from pervasive.contracts import Agreement, ProofEvidence, QoSLevel, RevealEvidence
 from pervasive.crypto import PrivateKey, keccak256, sign_typed_data
 from pervasive.errors import InvalidInput, TransactionReverted
 from pervasive.offchain.declaration import SensorDeclaration
 from pervasive.offchain.messages import ProofOfComputation, Reveal, commitment
 from pervasive.offchain.sensor_message import sign_sensor_message
+from pervasive.offchain.window_data import PackedMessage, SensorWindowData, WindowData
 
 SECRET = bytes(range(32))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from agreement_world import World
 
-from pervasive.contracts.agreement import (
+from pervasive.contracts import (
     Agreement,
     QoSLevel,
     Reaction,

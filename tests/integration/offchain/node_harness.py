@@ -16,11 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pervasive.apps.smartlock import RENTAL_TIME, RentalMonth, simulate_month
+from pervasive.apps.smartlock import (
+    RENTAL_TIME,
+    RentalMonth,
+    simulate_month,
+    smart_lock_declaration,
+)
 from pervasive.chain import Ledger, Signer
-from pervasive.contracts.agreement import Agreement, QoSLevel, Reaction, ReactionKind
-from pervasive.contracts.deployments import DeploymentBook
-from pervasive.contracts.registry import Registry
+from pervasive.contracts import (
+    Agreement,
+    DeploymentBook,
+    QoSLevel,
+    Reaction,
+    ReactionKind,
+    Registry,
+)
 from pervasive.crypto import PrivateKey
 from pervasive.messaging import ClientOptions, EmbeddedBroker, MqttClient, MqttMessage
 from pervasive.offchain import OffchainFunction, SensorMessage, SigningMode, sign_sensor_message
@@ -37,7 +47,6 @@ from pervasive.offchain.node import (
     provision_agreement,
     sensor_topic,
 )
-from pervasive.offchain.smartlock import smart_lock_declaration
 from pervasive.pki import CertificateAuthority
 
 RATE = 10**9

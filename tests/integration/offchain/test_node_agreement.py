@@ -16,7 +16,7 @@ from node_harness import RATE, Harness, Lossy, running
 
 from pervasive.apps.smartlock import RENTAL_TIME, decode_monthly_rental
 from pervasive.chain import Receipt
-from pervasive.contracts.agreement import AgreementFactory
+from pervasive.contracts import AgreementFactory
 from pervasive.crypto import PrivateKey, abi_encode, sign_typed_data
 from pervasive.errors import TransactionReverted
 from pervasive.offchain import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pervasive.contracts.agreement import (
+from pervasive.contracts import (
     UPDATE_TYPE,
     AgreementTerms,
     QoSLevel,
@@ -15,6 +15,7 @@ from pervasive.contracts.agreement import (
     blueprint_deploy_code,
     compact_signature,
 )
+from pervasive.contracts.agreement_records import expand_signature
 from pervasive.crypto import (
     PrivateKey,
     Signature,
@@ -106,6 +107,7 @@ def test_compact_signature_keeps_signer(key: PrivateKey, digest: bytes) -> None:
     s = int.from_bytes(vs, "big") & ((1 << 255) - 1)
     rebuilt = Signature(int.from_bytes(r, "big"), s, v)
     assert recover_hash(digest, rebuilt) == key.address
+    assert expand_signature((r, vs)) == signature
 
 
 def test_blueprint_has_the_erc5202_preamble() -> None:

@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from offchain_harness import NODE_KEYS, SENSOR_KEYS, declaration, make_spec
 
+from pervasive.contracts import QoSLevel, agreement_domain
 from pervasive.crypto import abi_encode, hash_typed_data, keccak256
 from pervasive.offchain import (
     CompactUpdate,
     ProofOfComputation,
     ProtocolMessage,
+    QoS,
     Reveal,
     commitment,
 )
@@ -181,3 +183,9 @@ def test_sensor_message_digest() -> None:
         },
     }
     assert message.typed_hash == hash_typed_data(doc)
+
+
+def test_offchain_view_agrees_with_the_contract_wrappers() -> None:
+    """``offchain`` mirrors two facts of ``contracts`` (it may not import them): pin both."""
+    assert [(q.name, q.value) for q in QoS] == [(q.name, q.value) for q in QoSLevel]
+    assert SPEC.domain_separator == agreement_domain(SPEC.chain_id, SPEC.address)

@@ -7,7 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from offchain_harness import NODE_KEYS, Network
 
-from pervasive.crypto import PrivateKey
+from pervasive.apps.smartlock import (
+    decode_monthly_rental,
+    monthly_rental_time,
+    rental_intervals,
+    rental_table,
+    smart_lock_declaration,
+)
+from pervasive.crypto import PrivateKey, abi_encode, keccak256
 from pervasive.errors import InvalidInput, NotFound
 from pervasive.offchain import (
     Agreed,
@@ -21,12 +28,6 @@ from pervasive.offchain import (
     WindowSpec,
     sign_sensor_message,
     source_hash,
-)
-from pervasive.offchain.smartlock import (
-    decode_rental_time,
-    rental_intervals,
-    smart_lock_declaration,
-    smart_lock_rental_time,
 )
 from pervasive.offchain.verification import verify_full_update
 
@@ -77,18 +78,23 @@ def test_rental_time_per_token_per_day_and_month() -> None:
         (1, "alice", True, JAN_31 + DAY + 100),  # still open at the end: not counted
     ]
     _, _, w = lock_window(events)
-    result = smart_lock_rental_time(w)
-    assert result is not None
-    daily, monthly = decode_rental_time(result)
+    table, rentals = rental_table(w)
     day = JAN_31 // DAY
-    assert daily == [("alice", day, 1800), ("bob", day, DAY - 7200), ("bob", day + 1, 600)]
-    assert monthly == [(202401, 1800 + DAY - 7200), (202402, 600)]
-    assert smart_lock_rental_time(w) == result  # deterministic
+    assert table == [("alice", day, 1800), ("bob", day, DAY - 7200), ("bob", day + 1, 600)]
+    assert rentals == 2
+    result = monthly_rental_time(w)
+    assert result is not None and len(result) == 160
+    monthly = decode_monthly_rental(result)
+    assert monthly.seconds == 1800 + DAY - 7200 + 600  # T_m: what the insurer bills
+    assert monthly.month == 202401  # the month of the first rental day
+    assert (monthly.rentals, monthly.tokens) == (2, 2)
+    assert monthly.daily_hash == keccak256(abi_encode(["(string,uint32,uint64)[]"], [table]))
+    assert monthly_rental_time(w) == result  # deterministic
 
 
 def test_no_completed_rental_is_null() -> None:
     _, _, w = lock_window([(1, "k", True, 10), (2, "k", False, 20)])
-    assert smart_lock_rental_time(w) is None
+    assert monthly_rental_time(w) is None
 
 
 @settings(max_examples=50, deadline=None)
@@ -106,19 +112,20 @@ def test_rental_total_equals_sum_of_intervals(events: list[tuple[int, str, bool,
     if not events:
         return
     _, _, w = lock_window(events)
-    result = smart_lock_rental_time(w)
+    table, rentals = rental_table(w)
+    result = monthly_rental_time(w)
     total = sum(end - start for _, start, end in intervals)
+    assert rentals == len(intervals)
     if result is None:
         assert total == 0
     else:
-        daily, monthly = decode_rental_time(result)
-        assert sum(s for *_, s in daily) == total == sum(s for _, s in monthly)
+        assert sum(s for *_, s in table) == total == decode_monthly_rental(result).seconds
 
 
 def test_smart_lock_agreement_end_to_end() -> None:
     """Insurance and service provider each run a node; both agree on the rental time."""
     registry = FunctionRegistry()
-    function = registry.register("rental_time", smart_lock_rental_time)
+    function = registry.register("rental_time", monthly_rental_time)
     decl, window_spec, w = lock_window([(7, "tok", True, JAN_31), (7, "tok", False, JAN_31 + 900)])
     spec = AgreementSpec(
         address="0x" + "ab" * 20,
@@ -137,5 +144,6 @@ def test_smart_lock_agreement_end_to_end() -> None:
     net.run()
     [update] = net.all_of(SubmitUpdate)
     stored = verify_full_update(spec, update.call.calldata())
-    assert decode_rental_time(stored.result)[1] == [(202401, 900)]
+    monthly = decode_monthly_rental(stored.result)
+    assert (monthly.seconds, monthly.month) == (900, 202401)
     assert len(net.all_of(Agreed)) == 2

@@ -10,10 +10,13 @@ from pervasive.apps.smartlock.rental import (
     FUNCTION_NAME,
     FUNCTIONS,
     RENTAL_TIME,
+    SMART_LOCK_FIELDS,
     MonthlyRental,
     decode_monthly_rental,
     monthly_rental_time,
+    rental_intervals,
     rental_table,
+    smart_lock_declaration,
 )
 from pervasive.apps.smartlock.simulation import Rental, RentalMonth, simulate_month
 
@@ -21,11 +24,14 @@ __all__ = [
     "FUNCTIONS",
     "FUNCTION_NAME",
     "RENTAL_TIME",
+    "SMART_LOCK_FIELDS",
     "MonthlyRental",
     "Rental",
     "RentalMonth",
     "decode_monthly_rental",
     "monthly_rental_time",
+    "rental_intervals",
     "rental_table",
     "simulate_month",
+    "smart_lock_declaration",
 ]

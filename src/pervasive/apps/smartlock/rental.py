@@ -16,32 +16,44 @@ with ``T_m`` in seconds (the premium is ``amount`` wei per rental second) and ``
 the keccak256 of the ABI-encoded table ``(string token, uint32 day, uint64 T_d)[]``
 sorted by (token, day): every node agrees on the full table, the chain keeps its hash.
 ``yyyymm`` is the month of the window's first rental day. A window without a completed
-rental is the null result. The pairing of unlocks and locks, and the split of a
-rental across midnight UTC, are those of :mod:`pervasive.offchain.smartlock`.
+rental is the null result. An unlock still open at the end of the window, and a lock
+without a matching unlock, count for nothing; a rental crossing midnight UTC is split
+between the two days.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pervasive.crypto import abi_decode, abi_encode, keccak256
+from pervasive.offchain.declaration import SensorDeclaration
 from pervasive.offchain.functions import FunctionRegistry, OffchainFunction
-from pervasive.offchain.smartlock import SMART_LOCK_FIELDS, rental_intervals
 from pervasive.offchain.window import WindowArray
 
 __all__ = [
     "FUNCTIONS",
     "FUNCTION_NAME",
     "RENTAL_TIME",
+    "SMART_LOCK_FIELDS",
     "MonthlyRental",
     "decode_monthly_rental",
     "monthly_rental_time",
+    "rental_intervals",
     "rental_table",
+    "smart_lock_declaration",
 ]
 
 FUNCTION_NAME = "smartlock-monthly-rental"
+SMART_LOCK_FIELDS: tuple[tuple[str, str], ...] = (
+    ("bicycle", "uint64"),
+    ("token", "string"),
+    ("unlocked", "bool"),
+    ("time", "uint64"),
+)
+"""``m = [b, k, s, t]`` as a sensor declaration (``unlocked`` true for ``u``, false for ``l``)."""
 _DAY = 86_400
 _TYPES = [kind for _, kind in SMART_LOCK_FIELDS]
 _RESULT = ["uint256", "uint256", "uint256", "uint256", "bytes32"]
@@ -60,6 +72,34 @@ class MonthlyRental:
     tokens: int
     daily_hash: bytes
     """keccak256 of the ``T_d(k)`` table."""
+
+
+def smart_lock_declaration(public_key: bytes) -> SensorDeclaration:
+    """The declaration ``d_s`` of a lock.
+
+    Example: ``smart_lock_declaration(key.public_key.to_bytes())``.
+    """
+    return SensorDeclaration.create(public_key, "smart-lock", SMART_LOCK_FIELDS)
+
+
+def rental_intervals(events: Sequence[tuple[int, str, bool, int]]) -> list[tuple[str, int, int]]:
+    """Pair unlocks and locks per bicycle into ``(token, t1, t2)`` rentals.
+
+    ``events`` are ``(bicycle, token, unlocked, time)`` tuples in any order; they are
+    sorted by time (ties keep their given order).
+
+    Example: ``rental_intervals([(1, "k", True, 10), (1, "k", False, 70)]) == [("k", 10, 70)]``.
+    """
+    open_rentals: dict[int, tuple[str, int]] = {}
+    out = []
+    for bicycle, token, unlocked, time in sorted(events, key=lambda e: e[3]):
+        if unlocked:
+            open_rentals[bicycle] = (token, time)
+            continue
+        started = open_rentals.pop(bicycle, None)
+        if started is not None and started[0] == token and time >= started[1]:
+            out.append((token, started[1], time))
+    return out
 
 
 def rental_table(windows: WindowArray) -> tuple[list[tuple[str, int, int]], int]:

@@ -31,12 +31,12 @@ from pervasive.apps.smartlock.rental import (
     RENTAL_TIME,
     decode_monthly_rental,
     rental_table,
+    smart_lock_declaration,
 )
 from pervasive.apps.smartlock.simulation import RentalMonth, simulate_month
 from pervasive.chain import Ledger, Receipt
 from pervasive.config import Settings
-from pervasive.contracts.agreement import Agreement, QoSLevel, Reaction, ReactionKind
-from pervasive.contracts.registry import Registry
+from pervasive.contracts import Agreement, QoSLevel, Reaction, ReactionKind, Registry
 from pervasive.crypto import PrivateKey, keccak256
 from pervasive.messaging import ClientOptions, EmbeddedBroker, MosquittoBroker, MqttClient
 from pervasive.offchain.node import (
@@ -53,7 +53,6 @@ from pervasive.offchain.node import (
 )
 from pervasive.offchain.node.runner import running_node
 from pervasive.offchain.sensor_message import sign_sensor_message
-from pervasive.offchain.smartlock import smart_lock_declaration
 from pervasive.pki import CertificateAuthority
 
 __all__ = ["DEMO_PASSWORD", "MonthReport", "NodeReport", "lock_key", "run_month"]

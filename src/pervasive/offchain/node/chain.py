@@ -4,7 +4,7 @@
 declarations of the registry and builds the :class:`AgreementSpec` the sans-I/O
 protocol runs, plus the sensors' registry ids (their MQTT device ids).
 :class:`ContractAgreementPort` is the :class:`~pervasive.offchain.node.submitter.AgreementPort`
-over the :class:`~pervasive.contracts.agreement.Agreement` wrapper: it asks whether a
+over the :class:`~pervasive.contracts.Agreement` wrapper: it asks whether a
 window is recorded, sends updates and opens disputes with signed evidence, all from
 the node's own account.
 
@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pervasive.chain import Ledger, Receipt, Signer
-from pervasive.contracts.agreement import Agreement, ProofEvidence, RevealEvidence
-from pervasive.contracts.entities import Sensor
-from pervasive.contracts.registry import Registry
+from pervasive.contracts import Agreement, ProofEvidence, Registry, RevealEvidence, Sensor
 from pervasive.crypto import PublicKey
 from pervasive.errors import InvalidInput
 from pervasive.offchain.agreement import AgreementSpec, QoS, SigningMode

@@ -22,8 +22,8 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from pervasive.offchain.journal import attach_database
 from pervasive.offchain.sensor_message import SensorMessage
-from pervasive.store import open_database
 
 __all__ = ["MessageLog"]
 
@@ -45,11 +45,7 @@ class MessageLog:
     """
 
     def __init__(self, path: Path | str | sqlite3.Connection, agreement: str) -> None:
-        if isinstance(path, sqlite3.Connection):
-            self._db = path
-            self._db.executescript(_SCHEMA)
-        else:
-            self._db = open_database(path, schema=_SCHEMA)
+        self._db = attach_database(path, _SCHEMA)
         self.agreement = agreement
 
     def append(self, messages: Sequence[SensorMessage]) -> None:

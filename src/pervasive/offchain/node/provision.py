@@ -26,15 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pervasive.chain import Ledger, Signer
-from pervasive.contracts.agreement import (
+from pervasive.contracts import (
     Agreement,
     AgreementFactory,
     AgreementTerms,
     QoSLevel,
     Reaction,
+    Registry,
+    SensorField,
 )
-from pervasive.contracts.entities import SensorField
-from pervasive.contracts.registry import Registry
 from pervasive.crypto import PrivateKey
 from pervasive.messaging.tls import ClientCredentials
 from pervasive.messaging.topics import is_service_identity

@@ -39,7 +39,7 @@ from pervasive.errors import PervasiveError, ReplayedMessage, UserError
 from pervasive.messaging.port import MqttConnection, MqttMessage
 from pervasive.offchain.agreement import AgreementSpec, QoS
 from pervasive.offchain.functions import OffchainFunction
-from pervasive.offchain.journal import OPEN, SQLiteRoundJournal
+from pervasive.offchain.journal import OPEN, SQLiteRoundJournal, attach_database
 from pervasive.offchain.node.ingest import IngestResult, SensorPipeline
 from pervasive.offchain.node.message_log import MessageLog
 from pervasive.offchain.node.submitter import AgreementPort, OnchainUpdate, UpdateSubmitter
@@ -49,7 +49,6 @@ from pervasive.offchain.outcomes import Action, Agreed, Dispute, Send, SubmitUpd
 from pervasive.offchain.protocol import IntermediateNode
 from pervasive.offchain.qos import WindowStore
 from pervasive.offchain.window import WindowArray
-from pervasive.store import open_database
 
 __all__ = ["IntermediateNodeService", "NodeEvent", "NodeOptions", "NodeStats"]
 
@@ -134,7 +133,7 @@ class IntermediateNodeService:
         self.options = options or NodeOptions()
         self.agreement = agreement
         self.address = key.address
-        db = database if isinstance(database, sqlite3.Connection) else open_database(database)
+        db = attach_database(database, "")
         self._db = db
         self.journal = SQLiteRoundJournal(db, agreement.address, key.address)
         self.protocol = IntermediateNode(

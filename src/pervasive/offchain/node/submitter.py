@@ -30,8 +30,8 @@ from typing import Protocol
 from pervasive.chain import Receipt
 from pervasive.crypto import Signature, abi_decode, abi_encode
 from pervasive.errors import TransactionReverted
+from pervasive.offchain.journal import attach_database
 from pervasive.offchain.outcomes import DisputeEvidence, DisputeKind
-from pervasive.store import open_database
 
 __all__ = [
     "AgreementPort",
@@ -163,11 +163,7 @@ class UpdateSubmitter:
         *,
         takeover_after: float,
     ) -> None:
-        if isinstance(path, sqlite3.Connection):
-            self._db = path
-            self._db.executescript(_SCHEMA)
-        else:
-            self._db = open_database(path, schema=_SCHEMA)
+        self._db = attach_database(path, _SCHEMA)
         self.agreement = agreement
         self.port = port
         self.takeover_after = takeover_after

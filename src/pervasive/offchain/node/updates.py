@@ -6,7 +6,7 @@ The contract (``contracts/vyper/agreement.vy``) records window ``t`` when it rec
     Update(address agreement,uint256 window,bytes result,bytes32 windowHash,
            bytes32 proofsHash,bytes32 dataHash)
 
-in node order (:class:`pervasive.contracts.agreement.UpdatePayload`). The protocol's
+in node order (:class:`pervasive.contracts.UpdatePayload`). The protocol's
 :class:`~pervasive.offchain.outcomes.Agreed` gives every node the same result, window
 hash and fully signed proofs ``P_t``; from them each node builds the same payload:
 
@@ -14,7 +14,7 @@ hash and fully signed proofs ``P_t``; from them each node builds the same payloa
   ``H(f(w_i[t]) || S_{t,i} || ID_i)`` in node order (each proof ``p_{t,i}`` is
   ``(c_i, t, a, H(w[t]))``, so this binds ``P_t``);
 - ``dataHash = keccak256(data)`` under on-chain proof of storage, where ``data`` is the
-  packed :class:`~pervasive.contracts.agreement.WindowData` of ``w[t]``; zero otherwise.
+  packed :class:`~pervasive.offchain.window_data.WindowData` of ``w[t]``; zero otherwise.
 
 Each node signs it and sends the signature to every other node (``UPDATE_SIGNATURE``
 on the node topics). The signature authenticates itself: a receiver recomputes the
@@ -28,12 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pervasive.contracts.agreement import (
-    PackedMessage,
-    SensorWindowData,
-    UpdatePayload,
-    WindowData,
-)
+from pervasive.contracts import UpdatePayload
 from pervasive.crypto import (
     PrivateKey,
     Signature,
@@ -48,6 +43,7 @@ from pervasive.offchain.agreement import AgreementSpec, QoS
 from pervasive.offchain.node.submitter import OnchainUpdate
 from pervasive.offchain.outcomes import Agreed
 from pervasive.offchain.window import WindowArray
+from pervasive.offchain.window_data import WindowData
 
 __all__ = ["UpdateAssembler", "pack_window", "proofs_hash"]
 
@@ -67,24 +63,7 @@ def pack_window(windows: WindowArray, agreement: AgreementSpec) -> bytes:
 
     Example: ``WindowData.decode(pack_window(w, spec)).hash == w.hash``.
     """
-    declarations = {d.address: d for d in agreement.sensors}
-    sensors = []
-    for window in windows.windows:
-        declaration = declarations[window.sensor]
-        messages = tuple(
-            None if m is None else PackedMessage(m.values, m.signature.to_bytes())
-            for m in window.messages
-        )
-        sensors.append(
-            SensorWindowData(
-                declaration.public_key.to_bytes(),
-                declaration.sensor_type,
-                declaration.abi_types,
-                window.start,
-                messages,
-            )
-        )
-    return WindowData(tuple(sensors)).encode()
+    return WindowData.from_windows(windows, agreement.sensors).encode()
 
 
 @dataclass
@@ -122,13 +101,13 @@ class UpdateAssembler:
             if windows is None:
                 raise InvalidInput(f"on-chain proof of storage needs the data of window {agreed.t}")
             data = pack_window(windows, self.agreement)
-        payload = UpdatePayload(
+        payload = UpdatePayload.for_window(
             self.agreement.address,
             agreed.t,
             agreed.result,
             agreed.window_hash,
-            proofs_hash(agreed),
-            keccak256(data) if data else bytes(32),
+            proofs_hash=proofs_hash(agreed),
+            data=data or None,
         )
         return payload, data
 

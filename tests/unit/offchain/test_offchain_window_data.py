@@ -1,4 +1,4 @@
-"""The packed window data of on-chain proof of storage against ``pervasive.offchain`` windows."""
+"""Packed window data of on-chain proof of storage (``offchain.window_data``) against windows."""
 
 from __future__ import annotations
 
@@ -6,17 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pervasive.contracts.agreement import (
-    SENSOR_MESSAGE_TYPE,
-    PackedMessage,
-    SensorWindowData,
-    WindowData,
-)
 from pervasive.crypto import PrivateKey
 from pervasive.errors import InvalidInput, InvalidSignature
 from pervasive.offchain import SensorDeclaration, WindowArray, sign_sensor_message
-from pervasive.offchain.sensor_message import SENSOR_MESSAGE_TYPE as OFFCHAIN_TYPE
 from pervasive.offchain.window import SensorWindow
+from pervasive.offchain.window_data import PackedMessage, SensorWindowData, WindowData
 
 KEYS = [PrivateKey(bytes([0x31 + i]) * 32) for i in range(2)]
 FIELDS = [
@@ -42,23 +36,8 @@ values = st.tuples(
 
 
 def as_data(array: WindowArray) -> WindowData:
-    """What a node would do: its offchain window, packed for calldata."""
-    sensors = []
-    for window, declaration in zip(array.windows, DECLARATIONS, strict=True):
-        messages = tuple(
-            None if m is None else PackedMessage(m.values, m.signature.to_bytes())
-            for m in window.messages
-        )
-        sensors.append(
-            SensorWindowData(
-                declaration.public_key.to_bytes(),
-                declaration.sensor_type,
-                declaration.abi_types,
-                window.start,
-                messages,
-            )
-        )
-    return WindowData(tuple(sensors))
+    """What a node does: its offchain window, packed for calldata."""
+    return WindowData.from_windows(array, reversed(DECLARATIONS))
 
 
 @st.composite
@@ -77,8 +56,14 @@ def arrays(draw: st.DrawFn) -> WindowArray:
     return WindowArray(draw(st.integers(0, 100)), tuple(windows))
 
 
-def test_leaf_type_is_the_offchain_one() -> None:
-    assert SENSOR_MESSAGE_TYPE == OFFCHAIN_TYPE
+HONEST = [True, 1, -1, "t", b"", bytes(32), KEYS[0].address, 0, 0]
+
+
+def test_a_window_of_an_undeclared_sensor_is_refused() -> None:
+    message = sign_sensor_message(KEYS[0], DECLARATIONS[0], 0, HONEST)
+    array = WindowArray(0, (SensorWindow(DECLARATIONS[0].address, 0, (message,)),))
+    with pytest.raises(InvalidInput, match="no declaration"):
+        WindowData.from_windows(array, DECLARATIONS[1:])
 
 
 @settings(max_examples=40, deadline=None)
@@ -93,9 +78,8 @@ def test_decoding_reproduces_window_hash_and_signatures(array: WindowArray) -> N
 
 def test_a_tampered_value_breaks_the_sensor_signature() -> None:
     declaration = DECLARATIONS[0]
-    honest = [True, 1, -1, "t", b"", bytes(32), KEYS[0].address, 0, 0]
-    message = sign_sensor_message(KEYS[0], declaration, 5, honest)
-    forged_values = declaration.encode_values([False, *honest[1:]])
+    message = sign_sensor_message(KEYS[0], declaration, 5, HONEST)
+    forged_values = declaration.encode_values([False, *HONEST[1:]])
     sensor = SensorWindowData(
         declaration.public_key.to_bytes(), declaration.sensor_type, declaration.abi_types, 5,
         (PackedMessage(forged_values, message.signature.to_bytes()),),
