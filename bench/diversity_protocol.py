@@ -47,7 +47,6 @@ from pervasive.offchain.node import (
     PartyPlan,
     SensorPipeline,
     SensorPlan,
-    mqtt_credentials,
     provision_agreement,
     sensor_topic,
 )
@@ -148,7 +147,7 @@ async def _platform(folder: Path):  # type: ignore[no-untyped-def]
 def _options(
     ca: CertificateAuthority, broker: MosquittoBroker, identity: str, folder: Path
 ) -> ClientOptions:
-    return ClientOptions("127.0.0.1", broker.port, mqtt_credentials(ca, identity, folder / "mqtt"))
+    return ClientOptions("127.0.0.1", broker.port, ca.client_credentials(identity, folder / "mqtt"))
 
 
 async def _nodes(

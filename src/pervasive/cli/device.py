@@ -38,7 +38,7 @@ DevAccount = Annotated[
 ]
 
 
-def _authority(state: CliState) -> CertificateAuthority:
+def open_authority(state: CliState) -> CertificateAuthority:
     from pervasive.pki import CertificateAuthority
 
     return CertificateAuthority.open(state.settings.path("pki", "ca.cert.pem").parent,
@@ -109,7 +109,7 @@ def register(
             )  # fmt: skip
             return receipt.transaction_hash
 
-    ca = _authority(state)
+    ca = open_authority(state)
     try:
         issued = ca.issue_device(device_id)
         tx = run(go())
@@ -136,7 +136,7 @@ def revoke(
     """
     state = state_of(ctx)
     folder = _folder(state, device_id)
-    ca = _authority(state)
+    ca = open_authority(state)
     try:
         records = ca.revoke_identity(device_id)
     finally:
@@ -169,7 +169,7 @@ def list_devices(ctx: typer.Context) -> None:
     from pervasive.pki import CertificateKind
 
     state = state_of(ctx)
-    ca = _authority(state)
+    ca = open_authority(state)
     try:
         records = [r for r in ca.certificates() if r.kind is CertificateKind.DEVICE]
     finally:
@@ -200,7 +200,7 @@ def cert(
     """
     state = state_of(ctx)
     folder = _folder(state, device_id)
-    ca = _authority(state)
+    ca = open_authority(state)
     try:
         if rotate:
             ca.write_credentials(ca.rotate(device_id), folder.path)
@@ -252,7 +252,7 @@ def simulate(
     plan = SimulationPlan(devices=devices, rate=rate, duration=duration, seed=seed,
                           disconnect_rate=disconnect_rate, offline_seconds=offline_seconds,
                           prefix=prefix)  # fmt: skip
-    ca = _authority(state)
+    ca = open_authority(state)
     active = set(ca.active_identities())
 
     def provision(device_id: str) -> DeviceFolder:

@@ -54,7 +54,6 @@ def load_functions(spec: str) -> FunctionRegistry:
 def _credentials(state: CliState, identity: str, folder: Path | None) -> ClientCredentials:
     """The node's TLS files: ``folder``, else issued by the local CA in ``<home>/pki``."""
     from pervasive.messaging import ClientCredentials
-    from pervasive.offchain.node import mqtt_credentials
     from pervasive.pki import CertificateAuthority
 
     if folder is not None:
@@ -67,7 +66,7 @@ def _credentials(state: CliState, identity: str, folder: Path | None) -> ClientC
         )
     ca = CertificateAuthority.open(pki, state.password())
     try:
-        return mqtt_credentials(ca, identity, state.settings.home / "mqtt")
+        return ca.client_credentials(identity, state.settings.home / "mqtt")
     finally:
         ca.close()
 

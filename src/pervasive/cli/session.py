@@ -9,6 +9,7 @@ so file < environment < flags); a command's coroutine runs under ``asyncio.run``
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -77,6 +78,30 @@ def state_of(ctx: typer.Context) -> CliState:
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine: the one place the CLI enters asyncio."""
     return asyncio.run(coroutine)
+
+
+def run_until_stopped(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived command until it ends or Ctrl-C / SIGTERM stops it cleanly.
+
+    Either signal cancels the coroutine, so its ``finally`` and ``async with`` blocks
+    run (a broker stops its mosquitto child, a store closes) whatever signal
+    disposition the process inherited (a background job ignores SIGINT).
+
+    Example: ``run_until_stopped(serve(broker))``.
+    """
+
+    async def main() -> None:
+        task = asyncio.ensure_future(coroutine)
+        loop = asyncio.get_running_loop()
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+
+    asyncio.run(main())
 
 
 @dataclass

@@ -433,6 +433,25 @@ class CertificateAuthority:
             key_file=directory / "key.pem",
         )
 
+    def client_credentials(self, identity: str, root: Path) -> ClientCredentials:
+        """TLS files for a device or ``svc:`` identity under ``root``, issued once.
+
+        Reuses the files while the identity's certificate is active; issues (and writes)
+        a fresh one when they are missing or the certificate was revoked or rotated.
+
+        Example: ``creds = ca.client_credentials("svc:shadow", home / "mqtt")``.
+        """
+        folder = root / identity.replace(":", "_")
+        files = (folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+        if all(path.is_file() for path in files) and identity in self.active_identities():
+            return ClientCredentials(ca_file=files[0], cert_file=files[1], key_file=files[2])
+        issued = (
+            self.issue_service(identity)
+            if is_service_identity(identity)
+            else self.issue_device(identity)
+        )
+        return self.write_credentials(issued, folder)
+
     def broker_credentials(
         self, hosts: Sequence[str] = BROKER_HOSTS, *, renew: bool = False
     ) -> BrokerCredentials:

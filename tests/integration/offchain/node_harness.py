@@ -43,7 +43,6 @@ from pervasive.offchain.node import (
     PartyPlan,
     SensorPlan,
     load_agreement,
-    mqtt_credentials,
     provision_agreement,
     sensor_topic,
 )
@@ -121,7 +120,7 @@ class Harness:
         )  # fmt: skip
 
     def options(self, identity: str, *, durable: bool = False) -> ClientOptions:
-        creds = mqtt_credentials(self.ca, identity, self.root / "mqtt")
+        creds = self.ca.client_credentials(identity, self.root / "mqtt")
         outbox = self.root / "outbox" / f"{identity.replace(':', '_')}.sqlite" if durable else None
         return ClientOptions("127.0.0.1", self.broker.port, creds, ack_timeout=5.0, outbox=outbox)
 

@@ -47,7 +47,6 @@ from pervasive.offchain.node import (
     NodePlan,
     PartyPlan,
     SensorPlan,
-    mqtt_credentials,
     provision_agreement,
     sensor_topic,
 )
@@ -215,7 +214,7 @@ async def _run(
         for node in plan.nodes:
             identity = f"svc:node.{node.id}"
             options = ClientOptions(
-                "127.0.0.1", port, mqtt_credentials(ca, identity, root / "mqtt"),
+                "127.0.0.1", port, ca.client_credentials(identity, root / "mqtt"),
                 outbox=root / "nodes" / f"{node.id}-outbox.sqlite",
             )  # fmt: skip
             service = await stack.enter_async_context(
@@ -250,7 +249,7 @@ async def _publish(
     try:
         for i in range(len(simulated.locks)):
             options = ClientOptions(
-                "127.0.0.1", port, mqtt_credentials(ca, f"lock-{i}", root / "mqtt")
+                "127.0.0.1", port, ca.client_credentials(f"lock-{i}", root / "mqtt")
             )
             sessions[i] = MqttClient(options)
             await sessions[i].connect()

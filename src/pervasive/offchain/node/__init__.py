@@ -18,7 +18,6 @@ from pervasive.offchain.node.provision import (
     NodePlan,
     PartyPlan,
     SensorPlan,
-    mqtt_credentials,
     provision_agreement,
 )
 from pervasive.offchain.node.service import (
@@ -67,7 +66,6 @@ __all__ = [
     "UpdateSubmitter",
     "VerifiedSensorMessage",
     "load_agreement",
-    "mqtt_credentials",
     "node_inbox_topic",
     "node_update_topic",
     "pack_window",

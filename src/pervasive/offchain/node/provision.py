@@ -10,13 +10,13 @@ does exactly that, idempotently (entries already registered are kept):
    factory, which checks the signatures, the registry entries and the terms;
 3. funds the parties' escrow.
 
-:func:`mqtt_credentials` gives a sensor (device id) or a node (``svc:node.<id>``) its
-TLS identity from the platform CA, reusing the files when they exist.
+A sensor (device id) or a node (``svc:node.<id>``) gets its TLS identity from
+:meth:`pervasive.pki.CertificateAuthority.client_credentials`.
 
 Example::
 
     agreement = await provision_agreement(ledger, deployer, plan)
-    creds = mqtt_credentials(ca, "svc:node.insurer", home / "mqtt")
+    creds = ca.client_credentials("svc:node.insurer", home / "mqtt")
 """
 
 from __future__ import annotations
@@ -36,18 +36,14 @@ from pervasive.contracts import (
     SensorField,
 )
 from pervasive.crypto import PrivateKey
-from pervasive.messaging.tls import ClientCredentials
-from pervasive.messaging.topics import is_service_identity
 from pervasive.offchain.declaration import SensorDeclaration
 from pervasive.offchain.functions import OffchainFunction
-from pervasive.pki import CertificateAuthority
 
 __all__ = [
     "AgreementPlan",
     "NodePlan",
     "PartyPlan",
     "SensorPlan",
-    "mqtt_credentials",
     "provision_agreement",
 ]
 
@@ -161,19 +157,3 @@ async def provision_agreement(
         if amount > 0:
             await agreement.deposit(plan.parties[index].signer, amount)
     return agreement
-
-
-def mqtt_credentials(ca: CertificateAuthority, identity: str, root: Path) -> ClientCredentials:
-    """TLS files for ``identity`` under ``root``, issued by ``ca`` unless already there.
-
-    Example: ``mqtt_credentials(ca, "lock-1", home / "mqtt")``.
-    """
-    folder = root / identity.replace(":", "_")
-    credentials = ClientCredentials(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    files = (credentials.ca_file, credentials.cert_file, credentials.key_file)
-    if all(p.is_file() for p in files) and identity in ca.active_identities():
-        return credentials
-    issued = (
-        ca.issue_service(identity) if is_service_identity(identity) else ca.issue_device(identity)
-    )
-    return ca.write_credentials(issued, folder)

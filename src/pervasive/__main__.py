@@ -1,0 +1,5 @@
+"""``python -m pervasive``: the same as the ``pervasive`` command."""
+
+from pervasive.cli import main
+
+main()
