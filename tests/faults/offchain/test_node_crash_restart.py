@@ -132,6 +132,9 @@ async def test_a_node_killed_mid_round_restarts_without_losing_or_repeating(
             b.send_signal(signal.SIGKILL)
             b.wait(timeout=10)
             b = start_b()
+            # A hears nothing until B is back: B's restart time (seconds on a loaded
+            # machine) must not count against A's protocol timeout
+            await until(lambda: sum("runs agreement" in line for line in lines) == 2, 60)
             gates[0].open()
             await a.wait_for(lambda s: any(e.kind == "agreed" for e in s.events), timeout=60)
             await until(lambda: (journal_secret(database, 0) or (b"", ""))[1] == "agreed", 60)
