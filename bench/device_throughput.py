@@ -1,17 +1,36 @@
-"""Signed readings per second from 100 simulated devices through mosquitto into a verifier.
+"""Signed readings per second from 100 simulated devices through mosquitto into verifiers.
 
-Setup: a platform CA and a mosquitto broker with TLS client certificates; publisher
-processes each run a share of the devices with the device SDK (every reading takes a
-durable sequence number, is signed as paper 002's m_{s,q} and goes through the
-device's SQLite outbox, QoS 1); one consumer process (identity ``svc:node``)
-subscribes to every sensor topic and verifies every signature (decoding, schema and
-secp256k1 recovery, :class:`pervasive.devices.SensorVerifier`), optionally fanning
-batches out to a pool of verifier processes. The figure is verified messages per
-second at the consumer, from its first message to its last.
+Setup: a platform CA and a mosquitto broker with TLS client certificates
+(``max_inflight_messages`` 1,000, see :mod:`pervasive.messaging.mosquitto`); publisher
+processes each run a share of the devices with the device SDK; consumer processes
+(identity ``svc:node``) verify every message.
+
+- Devices: every reading takes a durable sequence number and is signed as paper 002's
+  ``m_{s,q}``. With ``presign`` (the default) the readings are signed *before* the
+  clock starts: real devices sign on their own CPUs, not on the two cores this
+  benchmark shares with the broker and the consumers. Timed: every reading still goes
+  through the device's SQLite outbox (``Device.publish_signed_many``, ``batch``
+  readings per transaction; durable before it is sent) and QoS 1 with up to
+  ``inflight`` readings per device awaiting their PUBACK; rows are deleted after it.
+- Consumers: each checks every message with the intermediate node's
+  :class:`pervasive.offchain.node.SensorVerifier` (canonical encoding, declared key
+  and kind, values as declared, secp256k1 signature) and the node's
+  :class:`pervasive.offchain.sequence.SequenceTracker` (each ``q`` once, in order per
+  sensor; redeliveries are refused as replays and counted). With several consumers
+  the devices are partitioned between them by topic, so each sensor's sequence is
+  checked in one place. The run fails unless the consumers saw exactly
+  ``devices x per_device`` distinct ``(sensor, q)`` pairs.
+
+The figure is verified messages per second from the first message to the last
+(summed over consumers, over the longest consumer window). CPU microseconds per
+message of publishers, broker and consumers are reported too: on a shared machine
+they vary less than the rate.
 
 Usage: ``.venv/bin/python bench/device_throughput.py [--devices 100] [--per-device 300]
-[--publishers 2] [--workers 0] [--presign]``; appends a row to
-``bench/results/device_throughput.csv``.
+[--publishers 2] [--consumers 1] [--batch 10] [--inflight 64] [--sign-live]
+[--matrix]``; ``--matrix`` runs the configurations of the chart one after another.
+Appends rows to ``bench/results/device_throughput.csv`` and redraws
+``bench/results/device_throughput.png``.
 """
 
 from __future__ import annotations
@@ -21,122 +40,172 @@ import asyncio
 import csv
 import multiprocessing as mp
 import os
+import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pervasive.devices import Device, DeviceFolder, SensorVerifier
+from pervasive.crypto import PublicKey
+from pervasive.devices import Device, DeviceFolder, sign_reading
 from pervasive.devices.simulator import LOCATION_SENSOR
-from pervasive.messaging import ClientOptions, MosquittoBroker, MqttClient
-from pervasive.offchain.declaration import SensorDeclaration
+from pervasive.errors import ReplayedMessage
+from pervasive.messaging import ClientCredentials, ClientOptions, MosquittoBroker, MqttClient
+from pervasive.offchain.node import SensorVerifier
+from pervasive.offchain.sequence import SequenceTracker
 from pervasive.pki import CertificateAuthority
 
-RESULTS = Path(__file__).parent / "results" / "device_throughput.csv"
-_VERIFIER: SensorVerifier | None = None
+RESULTS = Path(__file__).parent / "results"
+CSV_FILE = RESULTS / "device_throughput.csv"
+PNG_FILE = RESULTS / "device_throughput.png"
+TARGET = 5_000
+COLUMNS = [
+    "label",
+    "devices",
+    "messages",
+    "publishers",
+    "consumers",
+    "batch",
+    "inflight",
+    "presign",
+    "seconds",
+    "verified_per_second",
+    "replays",
+    "publisher_cpu_us",
+    "broker_cpu_us",
+    "consumer_cpu_us",
+    "verifier_alone_per_second",
+    "load_average",
+    "cores",
+]
 
 
-def _verify_batch(payloads: list[bytes]) -> int:
-    assert _VERIFIER is not None
-    for payload in payloads:
-        _VERIFIER.verify(payload)
-    return len(payloads)
+@dataclass(frozen=True)
+class Config:
+    label: str
+    devices: int
+    per_device: int
+    publishers: int
+    consumers: int
+    batch: int
+    inflight: int
+    presign: bool
 
 
-def _declarations(keys: list[bytes]) -> list[SensorDeclaration]:
-    from pervasive.crypto import PublicKey
-
-    return [LOCATION_SENSOR.declaration(PublicKey(k)) for k in keys]
+def _reading(i: int) -> dict[str, Any]:
+    return {"cell": f"c-{i % 7}", "time": 1_700_000_000 + i}
 
 
 def consume(
-    options: ClientOptions, keys: list[bytes], total: int, workers: int, ready, out
+    options: ClientOptions, devices: list[tuple[str, bytes]], total: int, ready, out
 ) -> None:  # type: ignore[no-untyped-def]
-    async def go() -> tuple[int, float]:
-        verifier = SensorVerifier(_declarations(keys))
-        pool = (
-            ProcessPoolExecutor(workers, initializer=_init_declared, initargs=(keys,))
-            if workers
-            else None
-        )
-        loop = asyncio.get_running_loop()
-        futures = []
+    """One consumer process: verify every message of ``devices`` until ``total`` are in order."""
+
+    async def go() -> tuple[int, int, float, float, int]:
+        declarations = [LOCATION_SENSOR.declaration(PublicKey(key)) for _, key in devices]
+        verifier = SensorVerifier(declarations)
+        tracker = SequenceTracker({d.address: 0 for d in declarations}, gap_timeout=3600)
+        replays = in_order = 0
+        seen: set[tuple[str, int]] = set()
         async with MqttClient(options) as client:
-            await client.subscribe("pervasive/devices/+/sensors/+")
-            ready.set()
-            received = 0
-            start = 0.0
-            batch: list[bytes] = []
+            for device_id, _ in devices:
+                await client.subscribe(f"pervasive/devices/{device_id}/sensors/+")
+            ready.put(True)
             stream = client.messages()
-            while received < total:
-                message = await anext(stream)
-                if received == 0:
-                    start = time.perf_counter()
-                received += 1
-                if pool is None:
-                    verifier.verify(message.payload)
-                else:
-                    batch.append(message.payload)
-                    if len(batch) >= 200 or received == total:
-                        futures.append(loop.run_in_executor(pool, _verify_batch, batch))
-                        batch = []
-            verified = sum(await asyncio.gather(*futures)) if pool is not None else received
-            elapsed = time.perf_counter() - start
-        if pool is not None:
-            pool.shutdown()
-        return verified, elapsed
+            message = await anext(stream)
+            start, cpu = time.perf_counter(), time.process_time()
+            last = start
+            while True:
+                verified = verifier.verify(message.payload)
+                try:
+                    for accepted in tracker.accept(verified, now=0.0):
+                        seen.add((accepted.sensor, accepted.sequence))
+                        in_order += 1
+                except ReplayedMessage:
+                    replays += 1
+                last = time.perf_counter()
+                if in_order >= total:
+                    break
+                try:
+                    async with asyncio.timeout(30):  # a loss must fail the run, not hang it
+                        message = await anext(stream)
+                except TimeoutError:
+                    break
+            elapsed, cpu = last - start, time.process_time() - cpu
+        return len(seen), replays, elapsed, cpu, in_order
 
     out.put(asyncio.run(go()))
 
 
-def _init_declared(keys: list[bytes]) -> None:
-    global _VERIFIER  # noqa: PLW0603 - one verifier per worker process
-    _VERIFIER = SensorVerifier(_declarations(keys))
+def publish(port: int, folders: list[Path], config: Config, ready, go_event, out) -> None:  # type: ignore[no-untyped-def]
+    """One publisher process: its share of the devices, readings through the SDK's outbox."""
 
-
-def publish(port: int, folders: list[Path], per_device: int, presign: bool, go_event) -> None:  # type: ignore[no-untyped-def]
-    async def run() -> None:
+    async def run() -> float:
         devices = [
-            Device(p.name, DeviceFolder(p), host="127.0.0.1", port=port, sensors=[LOCATION_SENSOR])
+            Device(
+                p.name,
+                DeviceFolder(p),
+                host="127.0.0.1",
+                port=port,
+                sensors=[LOCATION_SENSOR],
+                max_inflight=config.inflight,
+            )
             for p in folders
         ]
         await asyncio.gather(*(d.connect() for d in devices))
-        signed: dict[str, list[bytes]] = {}
-        if presign:
-            for d in devices:
-                signed[d.device_id] = [
-                    d.sign("location", {"cell": f"c-{i % 7}", "time": 1_700_000_000 + i})[1]
-                    for i in range(per_device)
-                ]
+        signed = {
+            d.device_id: [d.sign("location", _reading(i))[1] for i in range(config.per_device)]
+            for d in devices
+            if config.presign
+        }
+        ready.put(True)
         while not go_event.is_set():
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.005)
+        cpu = time.process_time()
 
         async def one(device: Device) -> None:
-            for i in range(per_device):
-                if presign:
-                    await device.publish_signed("location", signed[device.device_id][i])
+            for first in range(0, config.per_device, config.batch):
+                last = min(first + config.batch, config.per_device)
+                if config.presign:
+                    wires = signed[device.device_id][first:last]
+                    await device.publish_signed_many("location", wires)
                 else:
-                    await device.publish(
-                        "location", {"cell": f"c-{i % 7}", "time": 1_700_000_000 + i}
-                    )
-                if i % 20 == 0:
-                    await asyncio.sleep(0)
-            await device.flush(120)
+                    await device.publish_many("location", [_reading(i) for i in range(first, last)])
+                await asyncio.sleep(0)  # let the drains run between batches
+            await device.flush(300)
 
         await asyncio.gather(*(one(d) for d in devices))
+        cpu = time.process_time() - cpu
         await asyncio.gather(*(d.close() for d in devices))
+        return cpu
 
-    asyncio.run(run())
+    out.put(asyncio.run(run()))
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _mosquitto_pid(config_file: Path) -> int:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(config_file).encode() in (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+    raise RuntimeError("mosquitto process not found")
 
 
 def verifier_alone(folders: list[Path], count: int) -> float:
-    """Messages per second one process verifies with no network (the consumer's ceiling)."""
-    devices = [DeviceFolder(f) for f in folders]
-    keys = [d.signing_key("location") for d in devices]
-    verifier = SensorVerifier(LOCATION_SENSOR.declaration(k.public_key) for k in keys)
-    codecs = [verifier.declare(LOCATION_SENSOR.declaration(k.public_key)) for k in keys]
+    """Messages per second one process verifies with no network (a consumer's ceiling)."""
+    keys = [DeviceFolder(f).signing_key("location") for f in folders]
+    declarations = [LOCATION_SENSOR.declaration(k.public_key) for k in keys]
+    verifier = SensorVerifier(declarations)
     wires = [
-        codecs[i % len(keys)].sign(keys[i % len(keys)], i, {"cell": "c-1", "time": i})
+        sign_reading(keys[i % len(keys)], declarations[i % len(keys)], i, _reading(i))
         for i in range(count)
     ]
     start = time.perf_counter()
@@ -145,73 +214,228 @@ def verifier_alone(folders: list[Path], count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
+def run(
+    config: Config,
+    root: Path,
+    ca: CertificateAuthority,
+    node: ClientCredentials,
+    folders: list[Path],
+    alone: float,
+) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    broker = MosquittoBroker(
+        root / f"mosquitto-{config.label}", ca.broker_credentials(), ca.active_identities
+    )
+    asyncio.run(broker.start())
+    try:
+        broker_pid = _mosquitto_pid(broker.config_file)
+        options = [
+            ClientOptions("127.0.0.1", broker.port, node, client_id=f"svc:node-{i}", ack_timeout=60)
+            for i in range(config.consumers)
+        ]
+        keys = [
+            (f.name, DeviceFolder(f).signing_key("location").public_key.to_bytes()) for f in folders
+        ]
+        ready, results, published, go_event = ctx.Queue(), ctx.Queue(), ctx.Queue(), ctx.Event()
+        consumers = [
+            ctx.Process(
+                target=consume,
+                args=(options[i], share, len(share) * config.per_device, ready, results),
+            )
+            for i, share in enumerate(keys[i :: config.consumers] for i in range(config.consumers))
+        ]
+        for process in consumers:
+            process.start()
+        for _ in consumers:
+            ready.get(timeout=120)
+        publishers = [
+            ctx.Process(
+                target=publish,
+                args=(
+                    broker.port,
+                    folders[i :: config.publishers],
+                    config,
+                    ready,
+                    go_event,
+                    published,
+                ),
+            )
+            for i in range(config.publishers)
+        ]
+        for process in publishers:
+            process.start()
+        for _ in publishers:
+            ready.get(timeout=600)
+        time.sleep(1)
+        broker_cpu = _process_cpu(broker_pid)
+        go_event.set()
+        outcomes = [results.get(timeout=900) for _ in consumers]
+        publisher_cpu = sum(published.get(timeout=300) for _ in publishers)
+        broker_cpu = _process_cpu(broker_pid) - broker_cpu
+        for process in (*publishers, *consumers):
+            process.join(60)
+    finally:
+        asyncio.run(broker.stop())
+    total = config.devices * config.per_device
+    distinct = sum(o[0] for o in outcomes)
+    if distinct != total:
+        raise SystemExit(
+            f"{config.label}: consumers saw {distinct} distinct (sensor, q), expected {total}"
+        )
+    seconds = max(o[2] for o in outcomes)
+    return {
+        "label": config.label,
+        "devices": config.devices,
+        "messages": total,
+        "publishers": config.publishers,
+        "consumers": config.consumers,
+        "batch": config.batch,
+        "inflight": config.inflight,
+        "presign": config.presign,
+        "seconds": f"{seconds:.3f}",
+        "verified_per_second": f"{total / seconds:.0f}",
+        "replays": sum(o[1] for o in outcomes),
+        "publisher_cpu_us": f"{publisher_cpu / total * 1e6:.0f}",
+        "broker_cpu_us": f"{broker_cpu / total * 1e6:.0f}",
+        "consumer_cpu_us": f"{sum(o[3] for o in outcomes) / total * 1e6:.0f}",
+        "verifier_alone_per_second": f"{alone:.0f}",
+        "load_average": f"{os.getloadavg()[0]:.1f}",
+        "cores": os.cpu_count(),
+    }
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Verified device messages per second (target {TARGET:,}/s)")
+    for column in (
+        "configuration",
+        "msg/s",
+        "target",
+        "vs target",
+        "µs CPU/msg pub · broker · cons",
+        "replays",
+        "load",
+    ):
+        table.add_column(column, justify="right")
+    for row in rows:
+        rate = int(row["verified_per_second"])
+        style = "green" if rate >= TARGET else "red"
+        table.add_row(
+            row["label"],
+            f"[{style}]{rate:,}[/]",
+            f"{TARGET:,}",
+            f"{rate / TARGET:.0%}",
+            f"{row['publisher_cpu_us']} · {row['broker_cpu_us']} · {row['consumer_cpu_us']}",
+            str(row["replays"]),
+            row["load_average"],
+        )
+    Console(width=140).print(table)
+
+
+def write(rows: list[dict[str, Any]]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    old: list[dict[str, str]] = []
+    if CSV_FILE.exists():
+        with CSV_FILE.open() as handle:
+            old = [r for r in csv.DictReader(handle) if r.get("label")]
+    with CSV_FILE.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        writer.writerows([*old, *rows])
+    chart([*old, *rows])
+
+
+def chart(rows: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:  # the last run of each configuration
+        latest[str(row["label"])] = row
+    labels = list(latest)
+    rates = [int(latest[label]["verified_per_second"]) for label in labels]
+    figure, axis = plt.subplots(figsize=(10, 4.8))
+    bars = axis.barh(
+        labels, rates, color=["tab:green" if r >= TARGET else "tab:blue" for r in rates]
+    )
+    axis.axvline(TARGET, color="tab:red", linestyle="--", label=f"target {TARGET:,}/s")
+    loads = [latest[label]["load_average"] for label in labels]
+    axis.bar_label(bars, [f"{r:,}/s (load {x})" for r, x in zip(rates, loads, strict=True)],
+                   padding=3)  # fmt: skip
+    axis.set_xlim(0, TARGET * 1.25)
+    axis.set_xlabel("verified msg/s: 100 devices, mosquitto TLS, QoS 1")
+    axis.set_title(f"Device throughput, {os.cpu_count()} shared cores (last run of each)")
+    axis.invert_yaxis()
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(PNG_FILE, dpi=120)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--per-device", type=int, default=300)
     parser.add_argument("--publishers", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--presign", action="store_true")
+    parser.add_argument("--consumers", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--inflight", type=int, default=64)
+    parser.add_argument("--sign-live", action="store_true", help="sign while timed")
+    parser.add_argument("--matrix", action="store_true", help="run the chart's configurations")
+    parser.add_argument("--label", default="")
     args = parser.parse_args()
-    ctx = mp.get_context("spawn")
+    base = dict(
+        devices=args.devices,
+        per_device=args.per_device,
+        publishers=args.publishers,
+        presign=not args.sign_live,
+    )
+    if args.matrix:
+        configs = [
+            Config("one in flight, commit per reading", consumers=1, batch=1, inflight=1, **base),
+            Config("64 in flight, commit per reading", consumers=1, batch=1, inflight=64, **base),
+            Config("64 in flight, batch 10", consumers=1, batch=10, inflight=64, **base),
+            Config(
+                "64 in flight, batch 10, 2 consumers", consumers=2, batch=10, inflight=64, **base
+            ),
+        ]
+    else:
+        label = args.label or (
+            f"{args.inflight} in flight, batch {args.batch}, {args.consumers} consumer(s)"
+        )
+        configs = [
+            Config(
+                label, consumers=args.consumers, batch=args.batch, inflight=args.inflight, **base
+            )
+        ]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ca = CertificateAuthority.open(root / "pki", "bench")
-        broker = MosquittoBroker(root / "mosquitto", ca.broker_credentials(), ca.active_identities)
-        folders = []
-        for index in range(args.devices):
-            folder = root / "devices" / f"dev-{index}"
-            ca.write_credentials(ca.issue_device(f"dev-{index}"), folder)
-            folders.append(folder)
-        keys = [DeviceFolder(f).signing_key("location").public_key.to_bytes() for f in folders]
-        node = ca.write_credentials(ca.issue_service("svc:node"), root / "node")
-        alone = verifier_alone(folders[:10], 3000)
-        asyncio.run(broker.start())
         try:
-            total = args.devices * args.per_device
-            ready, out, go_event = ctx.Event(), ctx.Queue(), ctx.Event()
-            options = ClientOptions("127.0.0.1", broker.port, node, ack_timeout=30)
-            consumer = ctx.Process(
-                target=consume, args=(options, keys, total, args.workers, ready, out)
-            )
-            consumer.start()
-            ready.wait(60)
-            shares = [folders[i :: args.publishers] for i in range(args.publishers)]
-            publishers = [
-                ctx.Process(
-                    target=publish,
-                    args=(broker.port, share, args.per_device, args.presign, go_event),
-                )
-                for share in shares
-            ]
-            for process in publishers:
-                process.start()
-            time.sleep(3 + args.devices * 0.02)
-            go_event.set()
-            verified, elapsed = out.get(timeout=600)
-            for process in (*publishers, consumer):
-                process.join(60)
+            folders = []
+            for index in range(args.devices):
+                folder = root / "devices" / f"dev-{index}"
+                ca.write_credentials(ca.issue_device(f"dev-{index}"), folder)
+                folders.append(folder)
+            node = ca.write_credentials(ca.issue_service("svc:node"), root / "node")
+            alone = verifier_alone(folders[:10], 2000)
+            for config in configs:
+                for folder in folders:  # fresh outboxes and sequence numbers per run
+                    for name in ("outbox.sqlite", "sequence.sqlite"):
+                        for leftover in folder.glob(f"{name}*"):
+                            leftover.unlink()
+                rows.append(run(config, root, ca, node, folders, alone))
+                print(rows[-1], flush=True)
         finally:
-            asyncio.run(broker.stop())
             ca.close()
-    rate = verified / elapsed
-    print(
-        f"{verified} signed messages from {args.devices} devices verified in {elapsed:.2f} s: "
-        f"{rate:,.0f}/s (publishers={args.publishers}, workers={args.workers}, "
-        f"presign={args.presign}, cores={os.cpu_count()}); one process verifies "
-        f"{alone:,.0f}/s with no network; load average {os.getloadavg()[0]:.1f}"
-    )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists()
-    with RESULTS.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(["devices", "messages", "publishers", "workers", "presign",
-                             "seconds", "verified_per_second", "verifier_alone_per_second",
-                             "load_average", "cores"])  # fmt: skip
-        writer.writerow([args.devices, verified, args.publishers, args.workers, args.presign,
-                         f"{elapsed:.3f}", f"{rate:.0f}", f"{alone:.0f}",
-                         f"{os.getloadavg()[0]:.1f}", os.cpu_count()])  # fmt: skip
+    report(rows)
+    write(rows)
+    if max(int(r["verified_per_second"]) for r in rows) < TARGET:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -92,14 +92,20 @@ def run_until_stopped(coroutine: Coroutine[Any, Any, None]) -> None:
 
     async def main() -> None:
         task = asyncio.ensure_future(coroutine)
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for stop in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(stop, task.cancel)
-        try:
-            await task
-        except asyncio.CancelledError:
-            if not task.cancelled():
-                raise
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+        while not task.done():
+            # cancel until it takes: Python 3.11's wait_for (inside the MQTT client's
+            # publish) can swallow one cancellation
+            task.cancel()
+            await asyncio.wait([task], timeout=0.2)
+        stopping.cancel()
+        if not task.cancelled():
+            task.result()
 
     asyncio.run(main())
 

@@ -17,7 +17,7 @@ from pervasive.devices.declarations import (
 from pervasive.devices.identity import DeviceFolder
 from pervasive.devices.sdk import Device
 from pervasive.devices.sequence import SequenceCounter
-from pervasive.devices.wire import Reading, SensorCodec, SensorVerifier, peek_public_key
+from pervasive.devices.wire import Reading, ReadingVerifier, peek_public_key, sign_reading
 
 __all__ = [
     "ActuatorHandler",
@@ -25,11 +25,11 @@ __all__ = [
     "Device",
     "DeviceFolder",
     "Reading",
-    "SensorCodec",
+    "ReadingVerifier",
     "SensorSpec",
-    "SensorVerifier",
     "SequenceCounter",
     "parse_sensor_topic",
     "peek_public_key",
     "sensor_topic",
+    "sign_reading",
 ]

@@ -3,10 +3,11 @@
 Control flow of a :class:`Device`:
 
 1. :meth:`Device.publish` takes the next sequence number ``q`` of the sensor
-   (:class:`SequenceCounter`), signs ``m_{s,q}`` (:class:`SensorCodec`, paper 002's
-   format) and hands the bytes to the outbox. Online, the MQTT client's drain sends
-   them; offline (:meth:`Device.disconnect`, or a lost network) they wait on disk and
-   leave, in order, once connected again. Nothing accepted is lost.
+   (:class:`SequenceCounter`), signs ``m_{s,q}`` (paper 002's format, encoded by
+   :mod:`pervasive.offchain.sensor_message`) and hands the bytes to the outbox
+   (:meth:`Device.publish_many`: a batch in one transaction). Online, the MQTT
+   client's drain sends them; offline (:meth:`Device.disconnect`, or a lost network)
+   they wait on disk and leave, in order, once connected again. Nothing accepted is lost.
 2. A reader task routes what the broker delivers: shadow replies go to a
    :class:`~pervasive.shadow.client.ShadowClient`, whose deltas are dispatched to the
    actuators by desired key; their results are reported back (paper 004, section 4.8).
@@ -35,8 +36,8 @@ from typing import Any
 from pervasive.devices.declarations import ActuatorSpec, SensorSpec, sensor_topic
 from pervasive.devices.identity import DeviceFolder
 from pervasive.devices.sequence import SequenceCounter
-from pervasive.devices.wire import SensorCodec
-from pervasive.errors import InvalidInput, NotFound
+from pervasive.devices.wire import sign_reading
+from pervasive.errors import InvalidInput, NotFound, SchemaViolation
 from pervasive.messaging.client import ClientOptions, MqttClient
 from pervasive.messaging.outbox import Outbox
 from pervasive.messaging.topics import validate_device_id
@@ -49,8 +50,26 @@ __all__ = ["Device"]
 logger = logging.getLogger(__name__)
 
 
+def _in_declared_order(
+    declaration: SensorDeclaration, values: Sequence[Any] | Mapping[str, Any]
+) -> Sequence[Any]:
+    """``values`` as a list in declaration order; :class:`SchemaViolation` for a wrong name set."""
+    if not isinstance(values, Mapping):
+        return values
+    names = [f.name for f in declaration.fields]
+    missing = [n for n in names if n not in values]
+    extra = sorted(set(values) - set(names))
+    if missing or extra:
+        raise SchemaViolation(f"values missing {missing} / undeclared {extra}")
+    return [values[n] for n in names]
+
+
 class Device:
-    """One device: sensors that sign, actuators that follow the shadow, a durable client."""
+    """One device: sensors that sign, actuators that follow the shadow, a durable client.
+
+    ``max_inflight`` readings may await their PUBACK at once
+    (:attr:`~pervasive.messaging.client.ClientOptions.max_inflight`: raise it with mosquitto).
+    """
 
     def __init__(
         self,
@@ -63,16 +82,18 @@ class Device:
         actuators: Iterable[ActuatorSpec] = (),
         lease: int = 256,
         keepalive: int = 30,
+        max_inflight: int = 1,
         resync_poll: float = 0.2,
     ) -> None:
         self.device_id = validate_device_id(device_id)
         self.folder = folder
         self._host, self._port, self._keepalive = host, port, keepalive
+        self._max_inflight = max_inflight
         self._sensors = {spec.name: spec for spec in sensors}
         self._actuators = {spec.key: spec for spec in actuators}
         self._keys = {name: folder.signing_key(name) for name in self._sensors}
-        self._codecs = {
-            name: SensorCodec(spec.declaration(self._keys[name].public_key))
+        self._declarations = {
+            name: spec.declaration(self._keys[name].public_key)
             for name, spec in self._sensors.items()
         }
         self._topics = {name: sensor_topic(device_id, name) for name in self._sensors}
@@ -89,20 +110,17 @@ class Device:
         """Desired values handed to actuators."""
 
     # -- declarations -------------------------------------------------------------------
+    def declarations(self) -> list[SensorDeclaration]:
+        """Every sensor's declaration, in declaration order."""
+        return list(self._declarations.values())
+
     def declaration(self, sensor: str) -> SensorDeclaration:
         """The declaration ``d_s`` of ``sensor`` (register it on-chain; consumers check against it).
 
         Example: ``registry.add_sensor(..., device.declaration("location").public_key ...)``.
         """
-        return self._codec(sensor).declaration
-
-    def declarations(self) -> list[SensorDeclaration]:
-        """Every sensor's declaration, in declaration order."""
-        return [codec.declaration for codec in self._codecs.values()]
-
-    def _codec(self, sensor: str) -> SensorCodec:
         try:
-            return self._codecs[sensor]
+            return self._declarations[sensor]
         except KeyError:
             raise NotFound(f"device {self.device_id!r} declares no sensor {sensor!r}") from None
 
@@ -137,6 +155,7 @@ class Device:
                 client_id=self.device_id,
                 outbox=self.folder.outbox_path,
                 keepalive=self._keepalive,
+                max_inflight=self._max_inflight,
             )
         )
         await client.connect()
@@ -188,10 +207,19 @@ class Device:
 
         Example: ``q, wire = device.sign("location", {"cell": "c-1", "time": 5})``.
         """
-        codec = self._codec(sensor)
-        encoded = codec.encode_values(values)  # a schema error must not consume a number
+        return self._sign_checked(sensor, self._checked(sensor, values))
+
+    def _checked(self, sensor: str, values: Sequence[Any] | Mapping[str, Any]) -> Sequence[Any]:
+        """``values`` in declaration order, checked: a schema error must not consume a number."""
+        declaration = self.declaration(sensor)
+        ordered = _in_declared_order(declaration, values)
+        declaration.validate(ordered)
+        return ordered
+
+    def _sign_checked(self, sensor: str, values: Sequence[Any]) -> tuple[int, bytes]:
         sequence = self._counter.next(sensor)
-        return sequence, codec.sign_encoded(self._keys[sensor], sequence, encoded)
+        wire = sign_reading(self._keys[sensor], self._declarations[sensor], sequence, values)
+        return sequence, wire
 
     async def publish(self, sensor: str, values: Sequence[Any] | Mapping[str, Any]) -> int:
         """Sign a reading of ``sensor`` and commit it to the outbox; returns its ``q``.
@@ -204,18 +232,40 @@ class Device:
         await self.publish_signed(sensor, wire)
         return sequence
 
+    async def publish_many(
+        self, sensor: str, readings: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> list[int]:
+        """Sign several readings of ``sensor`` and commit them in one outbox transaction.
+
+        For a device that samples faster than it publishes: one commit per batch
+        instead of one per reading. Returns their sequence numbers.
+
+        Example: ``await device.publish_many("location", [{"cell": "c-1", "time": t} ...])``.
+        """
+        checked = [self._checked(sensor, values) for values in readings]
+        signed = [self._sign_checked(sensor, values) for values in checked]
+        await self.publish_signed_many(sensor, [wire for _, wire in signed])
+        return [sequence for sequence, _ in signed]
+
     async def publish_signed(self, sensor: str, wire: bytes) -> None:
         """Commit an already signed reading of ``sensor`` to the outbox (see :meth:`sign`)."""
+        await self.publish_signed_many(sensor, [wire])
+
+    async def publish_signed_many(self, sensor: str, wires: Sequence[bytes]) -> None:
+        """Commit already signed readings of ``sensor`` to the outbox in one transaction.
+
+        Example: ``await device.publish_signed_many("location", [w1, w2])``.
+        """
         topic = self._topics.get(sensor)
         if topic is None:
             raise NotFound(f"device {self.device_id!r} declares no sensor {sensor!r}")
         if self._client is not None:
-            await self._client.publish(topic, wire, qos=1)
+            await self._client.publish_many([(topic, wire) for wire in wires], qos=1)
         else:
             if self._offline is None:
                 self._offline = Outbox.open(self.folder.outbox_path)
-            self._offline.append(topic, wire, qos=1)
-        self.published += 1
+            self._offline.append_many([(topic, wire) for wire in wires], qos=1)
+        self.published += len(wires)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the broker acknowledged every reading (only while connected).

@@ -7,14 +7,16 @@ over aiomqtt (MQTT 3.1.1). Control flow:
    raises :class:`ConnectionRefused`, an unreachable broker :class:`BrokerUnavailable`.
 2. A supervisor task then owns the connection. While connected it runs a reader
    (broker messages into :meth:`messages`) and, for a durable client, the drain
-   (outbox rows to the broker, one at a time, row deleted after PUBACK). When the
+   (outbox rows to the broker in order, up to ``max_inflight`` awaiting their PUBACK
+   at once, rows deleted after their PUBACK). When the
    connection drops it reconnects with exponential backoff and jitter, resubscribes
    and resumes the drain at the oldest unacknowledged row.
 3. A durable client (``outbox`` set) also asks the broker for a persistent session
    (``clean_session=False``), so QoS 1 messages for it are queued while it is away.
 
 ``publish`` on a durable client returns once the message is committed to the
-outbox; :meth:`MqttClient.flush` waits until the broker acknowledged everything.
+outbox (:meth:`MqttClient.publish_many`: a batch in one transaction);
+:meth:`MqttClient.flush` waits until the broker acknowledged everything.
 Publishes and subscriptions the access policy forbids raise :class:`TopicDenied`
 before anything is sent: MQTT 3.1.1 brokers drop them silently otherwise.
 
@@ -33,10 +35,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +58,10 @@ __all__ = ["ClientOptions", "MqttClient"]
 
 _log = logging.getLogger(__name__)
 _REFUSAL_MARKERS = ("ssl", "certificate", "tls", "alert", "not authori", "bad user")
+
+
+_HANDSHAKE_RESETS = 3
+"""Handshakes reset by the broker in a row before the reset counts as a refusal."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,14 @@ class ClientOptions:
     """Seconds to wait for a PUBACK or SUBACK before treating the connection as dead."""
     check_access: bool = True
     """Refuse publishes/subscriptions the access policy forbids before sending them."""
+    max_inflight: int = 1
+    """QoS 1 publishes awaiting their PUBACK at once (the outbox drain's window).
+
+    One at a time costs a round trip per message; with mosquitto (configured for
+    1,000 in flight) a window of 32-128 keeps the link busy. After a lost connection
+    the whole window may be sent again (at least once, in order). Keep 1 with the
+    embedded amqtt broker: with several in flight it acknowledged a message it then
+    never routed."""
 
 
 def _classify(exc: aiomqtt.MqttError) -> BrokerUnavailable | ConnectionRefused:
@@ -85,7 +100,7 @@ def _classify(exc: aiomqtt.MqttError) -> BrokerUnavailable | ConnectionRefused:
     if isinstance(exc, MqttConnectError) or any(m in text.lower() for m in _REFUSAL_MARKERS):
         return ConnectionRefused(
             f"the broker refused this client: {text}. Is the certificate issued by the "
-            "platform CA, unrevoked and unexpired? Rotate it with `pervasive pki rotate`."
+            "platform CA, unrevoked and unexpired? `pervasive device cert <id> --rotate`."
         )
     return BrokerUnavailable(f"cannot reach the MQTT broker: {text}")
 
@@ -149,6 +164,32 @@ class MqttClient:
             self._drained.clear()
             self._wakeup.set()
             return
+        await self._publish_now(topic, payload, qos=qos, retain=retain)
+
+    async def publish_many(
+        self, messages: Iterable[tuple[str, bytes]], *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish several messages; on a durable client commit them in one transaction.
+
+        Every topic is checked first, so a refused one publishes nothing. Without an
+        outbox (or with QoS 0) they are sent one after the other as by :meth:`publish`.
+
+        Example: ``await client.publish_many([(topic, b"1"), (topic, b"2")])``.
+        """
+        batch = list(messages)
+        for topic, _ in batch:
+            validate_topic(topic)
+            if self.options.check_access and not may_publish(self.identity, topic):
+                raise TopicDenied(self.identity, topic, "publish on")
+        if self._outbox is not None and qos >= 1:
+            self._outbox.append_many(batch, qos=1, retain=retain)
+            self._drained.clear()
+            self._wakeup.set()
+            return
+        for topic, payload in batch:
+            await self._publish_now(topic, payload, qos=qos, retain=retain)
+
+    async def _publish_now(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
         connection = self._require_connection()
         try:
             await connection.publish(
@@ -249,31 +290,43 @@ class MqttClient:
         """One TLS handshake on its own, so a refused certificate is reported at once.
 
         paho leaks its socket when the handshake fails, so it should only ever see a
-        broker that has just accepted our certificate.
+        broker that has just accepted our certificate. A reset in mid-handshake is how
+        some servers (asyncio's, under the embedded broker) refuse a certificate, but
+        also what a loaded broker does to a connection it has no room for: a reset is
+        a refusal only when it happens again on a fresh attempt.
         """
-        try:
-            async with asyncio.timeout(self.options.ack_timeout):
-                _reader, writer = await asyncio.open_connection(
-                    self.options.host,
-                    self.options.port,
-                    ssl=context,
-                    server_hostname=self.options.host,
-                )
-        except (ssl.SSLError, ConnectionResetError) as exc:
-            # a reset in mid-handshake is how some servers (asyncio's) refuse a certificate
-            reason = getattr(exc, "reason", None) or "connection reset"
-            raise ConnectionRefused(
-                f"the broker refused the TLS handshake ({reason}). Is the certificate "
-                "issued by the platform CA, unrevoked and unexpired? Rotate it with "
-                "`pervasive pki rotate`."
-            ) from exc
-        except (OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(
-                f"cannot reach the MQTT broker at {self.options.host}:{self.options.port}: {exc}"
-            ) from exc
+        for attempt in range(_HANDSHAKE_RESETS):
+            try:
+                async with asyncio.timeout(self.options.ack_timeout):
+                    _reader, writer = await asyncio.open_connection(
+                        self.options.host,
+                        self.options.port,
+                        ssl=context,
+                        server_hostname=self.options.host,
+                    )
+                break
+            except ConnectionResetError as exc:
+                if attempt + 1 < _HANDSHAKE_RESETS:
+                    await asyncio.sleep(0.05 * 2**attempt)
+                    continue
+                raise self._refused("connection reset") from exc
+            except ssl.SSLError as exc:
+                raise self._refused(exc.reason or str(exc)) from exc
+            except (OSError, TimeoutError) as exc:
+                raise BrokerUnavailable(
+                    f"cannot reach the MQTT broker at {self.options.host}:{self.options.port}: "
+                    f"{exc}"
+                ) from exc
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError):
             await writer.wait_closed()
+
+    def _refused(self, reason: str) -> ConnectionRefused:
+        return ConnectionRefused(
+            f"the broker refused the TLS handshake of {self.identity!r} ({reason}). Is the "
+            "certificate issued by the platform CA, unrevoked and unexpired? A device "
+            "gets a fresh one with `pervasive device cert <id> --rotate`."
+        )
 
     async def _open(self) -> aiomqtt.Client:
         context = self.options.credentials.ssl_context()
@@ -284,6 +337,7 @@ class MqttClient:
             identifier=self._client_id,
             clean_session=not self.durable,
             keepalive=self.options.keepalive,
+            max_inflight_messages=max(self.options.max_inflight, 20),  # paho's default
             tls_context=context,
             timeout=self.options.ack_timeout,
             logger=_log,
@@ -291,6 +345,8 @@ class MqttClient:
             # algorithm meets the peer's delayed ACK and each round trip waits ~40 ms
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
+        # aiomqtt warns from 10 pending publishes on; a full drain window is intended
+        connection.pending_calls_threshold = self.options.max_inflight + 10
         try:
             await connection.__aenter__()
         except aiomqtt.MqttError as exc:
@@ -361,12 +417,20 @@ class MqttClient:
 
     async def _drain(self, connection: aiomqtt.Client, outbox: Outbox) -> None:
         async def send(entry: OutboxEntry) -> None:
+            # no timeout per message (asyncio.wait_for would cost a task each): the
+            # drain gives up when no PUBACK at all arrives within ack_timeout
             await connection.publish(
-                entry.topic,
-                entry.payload,
-                qos=1,
-                retain=entry.retain,
-                timeout=self.options.ack_timeout,
+                entry.topic, entry.payload, qos=1, retain=entry.retain, timeout=math.inf
             )
 
-        await drain_outbox(outbox, send, wakeup=self._wakeup, drained=self._drained)
+        try:
+            await drain_outbox(
+                outbox,
+                send,
+                wakeup=self._wakeup,
+                drained=self._drained,
+                window=self.options.max_inflight,
+                ack_timeout=self.options.ack_timeout,
+            )
+        except TimeoutError as exc:
+            raise aiomqtt.MqttError(f"connection looks dead: {exc}") from exc

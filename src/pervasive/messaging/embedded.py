@@ -9,10 +9,13 @@ It enforces what :class:`~pervasive.messaging.mosquitto.MosquittoBroker` enforce
   subscribe and delivery, re-checked against the current CRL, so a revoked
   session that is still connected loses access at :meth:`EmbeddedBroker.refresh`.
 
-Two amqtt behaviours are adjusted in a subclass: a persistent session's TLS
-identity is taken from the new connection (amqtt keeps the first connection's),
-and clients may publish on the AWS shadow topics ``$aws/...`` (amqtt refuses every
-``$`` topic, while MQTT only keeps them out of wildcard subscriptions).
+Three amqtt behaviours are adjusted in a subclass: a persistent session's TLS
+identity is taken from the new connection (amqtt keeps the first connection's);
+clients may publish on the AWS shadow topics ``$aws/...`` (amqtt refuses every
+``$`` topic, while MQTT only keeps them out of wildcard subscriptions); and a
+client's disconnect first routes the QoS 1 messages amqtt already acknowledged
+(amqtt sends the PUBACK when it queues a message for routing, then drops that
+queue on disconnect, losing what a client published just before leaving).
 
 Example::
 
@@ -143,6 +146,50 @@ class _PlatformBroker(Broker):  # type: ignore[misc]
         # a resumed session must be judged by the certificate of *this* connection
         session.ssl_object = writer.get_ssl_info()
         return handler, session
+
+    async def _client_message_loop(self, client_session: Any, handler: Any) -> None:
+        """amqtt's loop, except that a disconnect first routes every acknowledged message."""
+        waiters: dict[str, asyncio.Future[Any]] = {
+            "disconnect": asyncio.ensure_future(handler.wait_disconnect()),
+            "subscribe": asyncio.ensure_future(handler.get_next_pending_subscription()),
+            "unsubscribe": asyncio.ensure_future(handler.get_next_pending_unsubscription()),
+            "deliver": asyncio.ensure_future(handler.mqtt_deliver_next_message()),
+        }
+        try:
+            while True:
+                done, _ = await asyncio.wait(waiters.values(), return_when=asyncio.FIRST_COMPLETED)
+                if waiters["deliver"] in done:  # in order: before a disconnect seen with it
+                    if not await self._handle_message_delivery(
+                        client_session, handler, waiters["deliver"]
+                    ):
+                        break
+                    waiters["deliver"] = asyncio.ensure_future(handler.mqtt_deliver_next_message())
+                if waiters["disconnect"] in done:
+                    queue = client_session.delivered_message_queue
+                    while not queue.empty():
+                        routed = asyncio.get_running_loop().create_future()
+                        routed.set_result(queue.get_nowait())
+                        await self._handle_message_delivery(client_session, handler, routed)
+                    await self._handle_disconnect(client_session, handler, waiters["disconnect"])
+                    break
+                if waiters["subscribe"] in done:
+                    await self._handle_subscription(client_session, handler, waiters["subscribe"])
+                    waiters["subscribe"] = asyncio.ensure_future(
+                        handler.get_next_pending_subscription()
+                    )
+                if waiters["unsubscribe"] in done:
+                    await self._handle_unsubscription(
+                        client_session, handler, waiters["unsubscribe"]
+                    )
+                    waiters["unsubscribe"] = asyncio.ensure_future(
+                        handler.get_next_pending_unsubscription()
+                    )
+        except asyncio.CancelledError:
+            _log.debug("client loop of %s cancelled", client_session.client_id)
+        finally:
+            for waiter in waiters.values():
+                waiter.cancel()
+            await asyncio.gather(*waiters.values(), return_exceptions=True)
 
     async def _handle_message_delivery(
         self, client_session: Any, handler: Any, wait_deliver: asyncio.Future[Any]

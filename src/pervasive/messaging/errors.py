@@ -23,7 +23,7 @@ class ConnectionRefused(UserError):
     """The broker refused the connection (TLS handshake or CONNACK).
 
     Usually the client certificate is not signed by the platform CA, was revoked,
-    or has expired: issue a new one with ``pervasive pki rotate``.
+    or has expired: issue a new one with ``pervasive device cert <id> --rotate``.
     """
 
 

@@ -46,6 +46,8 @@ __all__ = ["MosquittoBroker", "find_mosquitto", "free_port"]
 
 _INSTALL_HINT = "install it with `apt-get install -y mosquitto mosquitto-clients`"
 _START_TIMEOUT = 10.0
+MAX_INFLIGHT = 1000
+"""``max_inflight_messages`` of the generated configuration."""
 
 
 def find_mosquitto(explicit: Path | None = None) -> Path | None:
@@ -142,6 +144,10 @@ class MosquittoBroker:
                 f"persistence_location {persistence}/",
                 "autosave_interval 5",
                 "max_queued_messages 100000",
+                # QoS 1 messages in flight to each client before a PUBACK comes back
+                # (default 20): a busy subscriber would otherwise wait a round trip
+                # every 20 messages
+                f"max_inflight_messages {MAX_INFLIGHT}",
                 # small MQTT packets must not wait for Nagle's algorithm (~40 ms each)
                 "set_tcp_nodelay true",
                 "log_dest stderr",

@@ -1,11 +1,14 @@
 """The durable outbox: messages accepted for publishing, kept until the broker has them.
 
 A durable client writes every QoS 1 publish here first (one SQLite row, committed
-before ``publish`` returns) and a single drain task sends rows in sequence order,
-deleting a row only after its PUBACK. A crash, a broker restart or a lost network
-therefore loses nothing and never reorders; a row whose PUBACK was lost is sent
-again after reconnecting, so consumers must tolerate redelivery
-(:class:`~pervasive.messaging.dedupe.Deduplicator`).
+before ``publish`` returns; :meth:`Outbox.append_many` commits a batch in one
+transaction) and a single drain task sends rows in sequence order, keeping up to
+``window`` of them in flight, and deletes rows only after their PUBACK (the
+acknowledged rows of one wake-up in one transaction). A crash, a broker restart or
+a lost network therefore loses nothing; a row whose PUBACK was lost is sent again
+after reconnecting (with a window, the rows in flight behind it too), so consumers
+must tolerate redelivery (:class:`~pervasive.messaging.dedupe.Deduplicator`, or
+the sequence numbers of paper 002).
 
 Example::
 
@@ -17,9 +20,10 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +85,28 @@ class Outbox:
             raise InternalError("SQLite returned no row id for an outbox insert")
         return OutboxEntry(sequence, topic, bytes(payload), qos, retain)
 
+    def append_many(
+        self, messages: Iterable[tuple[str, bytes]], *, qos: int = 1, retain: bool = False
+    ) -> list[OutboxEntry]:
+        """Store several messages in one transaction: all of them durable, or none.
+
+        Example: ``outbox.append_many([("pervasive/devices/a/t", b"1"), ("t/b", b"2")])``.
+        """
+        now = time.time()
+        rows = [(topic, bytes(payload)) for topic, payload in messages]
+        entries: list[OutboxEntry] = []
+        with self._transaction():
+            for topic, payload in rows:
+                cursor = self._db.execute(
+                    "INSERT INTO outbox (topic, payload, qos, retain, accepted_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (topic, payload, qos, int(retain), now),
+                )
+                if cursor.lastrowid is None:
+                    raise InternalError("SQLite returned no row id for an outbox insert")
+                entries.append(OutboxEntry(cursor.lastrowid, topic, payload, qos, retain))
+        return entries
+
     def head(self) -> OutboxEntry | None:
         """The oldest message not yet acknowledged, or None when the outbox is empty.
 
@@ -89,14 +115,15 @@ class Outbox:
         entries = self.peek(1)
         return entries[0] if entries else None
 
-    def peek(self, limit: int) -> list[OutboxEntry]:
-        """Up to ``limit`` oldest messages, in order.
+    def peek(self, limit: int, *, after: int = 0) -> list[OutboxEntry]:
+        """Up to ``limit`` oldest messages with a sequence number above ``after``, in order.
 
         Example: ``[e.sequence for e in outbox.peek(10)]``.
         """
         rows = self._db.execute(
-            "SELECT sequence, topic, payload, qos, retain FROM outbox ORDER BY sequence LIMIT ?",
-            (limit,),
+            "SELECT sequence, topic, payload, qos, retain FROM outbox WHERE sequence > ? "
+            "ORDER BY sequence LIMIT ?",
+            (after, limit),
         ).fetchall()
         return [OutboxEntry(s, t, bytes(p), q, bool(r)) for s, t, p, q, r in rows]
 
@@ -107,6 +134,24 @@ class Outbox:
         """
         self._db.execute("DELETE FROM outbox WHERE sequence = ?", (sequence,))
 
+    def remove_many(self, sequences: Iterable[int]) -> None:
+        """Forget several acknowledged messages in one transaction.
+
+        Example: ``outbox.remove_many([1, 2, 3])``.
+        """
+        with self._transaction():
+            self._db.executemany("DELETE FROM outbox WHERE sequence = ?", [(s,) for s in sequences])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def __len__(self) -> int:
         (count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         return int(count)
@@ -116,28 +161,74 @@ class Outbox:
         self._db.close()
 
 
+def _settle(
+    done: set[asyncio.Future[None]], in_flight: dict[asyncio.Future[None], int], outbox: Outbox
+) -> BaseException | None:
+    """Remove the entries of the sends in ``done`` that succeeded; return the first failure."""
+    acknowledged: list[int] = []
+    failure: BaseException | None = None
+    for task in done:
+        sequence = in_flight.pop(task)
+        error = task.exception()
+        if error is None:
+            acknowledged.append(sequence)
+        elif failure is None:
+            failure = error
+    if len(acknowledged) == 1:
+        outbox.remove(acknowledged[0])
+    elif acknowledged:
+        outbox.remove_many(acknowledged)
+    return failure
+
+
 async def drain_outbox(
     outbox: Outbox,
     send: Callable[[OutboxEntry], Awaitable[None]],
     *,
     wakeup: asyncio.Event,
     drained: asyncio.Event,
+    window: int = 1,
+    ack_timeout: float | None = None,
 ) -> None:
-    """Send outbox entries oldest first, one at a time, removing each after ``send`` returns.
+    """Send outbox entries oldest first, up to ``window`` at a time, removing each once sent.
 
-    ``send`` publishes with QoS 1 and returns on PUBACK; when it raises (connection
-    lost) the entry stays and the exception propagates, so the next drain, on the
-    next connection, starts with that same entry. Sleeps on ``wakeup`` while the
-    outbox is empty and sets ``drained`` then. Runs until cancelled.
+    ``send`` publishes with QoS 1 and returns on PUBACK. Sends start in sequence
+    order (MQTT keeps that order on a connection) and up to ``window`` of them await
+    their PUBACK together; the entries acknowledged by one wake-up are removed in one
+    transaction. When a send raises (connection lost) the other sends in flight are
+    cancelled, their entries stay, and the exception propagates, so the next drain,
+    on the next connection, starts again at the oldest unacknowledged entry. No
+    PUBACK at all for ``ack_timeout`` seconds raises :class:`TimeoutError`. Sleeps
+    on ``wakeup`` while the outbox is empty and sets ``drained`` then. Runs until
+    cancelled.
 
     Example: ``await drain_outbox(outbox, publish_entry, wakeup=wakeup, drained=drained)``.
     """
-    while True:
-        entry = outbox.head()
-        if entry is None:
-            wakeup.clear()
-            drained.set()
-            await wakeup.wait()
-            continue
-        await send(entry)
-        outbox.remove(entry.sequence)
+    if window < 1:
+        raise InternalError(f"the drain window must be at least 1, got {window}")
+    in_flight: dict[asyncio.Future[None], int] = {}
+    last_sent = 0
+    try:
+        while True:
+            if len(in_flight) <= window // 2:
+                for entry in outbox.peek(window - len(in_flight), after=last_sent):
+                    in_flight[asyncio.ensure_future(send(entry))] = entry.sequence
+                    last_sent = entry.sequence
+            if not in_flight:
+                wakeup.clear()
+                drained.set()
+                await wakeup.wait()
+                continue
+            done, _ = await asyncio.wait(
+                in_flight, timeout=ack_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                raise TimeoutError(f"no PUBACK within {ack_timeout} s")
+            failure = _settle(done, in_flight, outbox)
+            if failure is not None:
+                raise failure
+    finally:
+        for task in in_flight:
+            task.cancel()
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)

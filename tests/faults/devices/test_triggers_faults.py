@@ -12,7 +12,7 @@ from pervasive.chain import Ledger, open_ledger
 from pervasive.config import Settings
 from pervasive.contracts.asset_tracking import AssetTracking
 from pervasive.crypto import PrivateKey
-from pervasive.devices import SensorCodec, sensor_topic
+from pervasive.devices import sensor_topic, sign_reading
 from pervasive.devices.simulator import LOCATION_SENSOR
 from pervasive.errors import InvalidInput, InvalidSignature, ReplayedMessage, SchemaViolation
 from pervasive.service.triggers import (
@@ -27,11 +27,11 @@ from pervasive.service.triggers import (
 
 AMOUNT = 10**15
 KEYS = {"container-1": PrivateKey(b"\x01" * 32), "retailer-1": PrivateKey(b"\x02" * 32)}
-CODECS = {n: SensorCodec(LOCATION_SENSOR.declaration(k.public_key)) for n, k in KEYS.items()}
+DECLARATIONS = {n: LOCATION_SENSOR.declaration(k.public_key) for n, k in KEYS.items()}
 
 
 def reading(device: str, q: int, cell: str, moment: int) -> tuple[str, bytes]:
-    wire = CODECS[device].sign(KEYS[device], q, {"cell": cell, "time": moment})
+    wire = sign_reading(KEYS[device], DECLARATIONS[device], q, {"cell": cell, "time": moment})
     return sensor_topic(device, "location"), wire
 
 
@@ -51,7 +51,7 @@ async def make_service(ledger: Ledger, path: Path) -> tuple[TriggerService, Asse
                                  amount=AMOUNT, deposit=3 * AMOUNT)  # fmt: skip
     action = SendMoney(tracking.with_signer(operator), "ship-1")
     trigger = ContextTrigger("deliver", CoLocated(tuple(KEYS), window=60), scope=action.scope)
-    sources = [ContextSource(n, c.declaration) for n, c in CODECS.items()]
+    sources = [ContextSource(n, d) for n, d in DECLARATIONS.items()]
     return TriggerService(
         TriggerStore.open(path), [trigger], {"deliver": action}, sources
     ), tracking
@@ -71,7 +71,7 @@ async def test_crash_after_sending_before_recording_pays_once(
         TriggerStore.open(tmp_path / "t.sqlite"),
         service.engine.triggers.values(),
         service.actions,
-        [ContextSource(n, c.declaration) for n, c in CODECS.items()],
+        [ContextSource(n, d) for n, d in DECLARATIONS.items()],
     )
     assert await restarted.execute_pending() == 1
     assert not restarted.store.pending()
@@ -91,8 +91,8 @@ async def test_bad_readings_are_refused_counted_and_change_nothing(
     forged = bytearray(wire)
     forged[-40] ^= 0xFF
     stranger = PrivateKey(b"\x03" * 32)
-    alien = SensorCodec(LOCATION_SENSOR.declaration(stranger.public_key)).sign(
-        stranger, 0, {"cell": "c-1", "time": 100}
+    alien = sign_reading(
+        stranger, LOCATION_SENSOR.declaration(stranger.public_key), 0, {"cell": "c-1", "time": 100}
     )
     cases = [
         (topic, bytes(forged), InvalidSignature),
@@ -110,6 +110,6 @@ async def test_bad_readings_are_refused_counted_and_change_nothing(
         "signature": 1, "malformed": 2, "schema": 1, "impostor": 1, "replay": 2,
     }  # fmt: skip
     assert service.accepted == 1 and service.fired == 0
-    assert service.store.last_sequence(CODECS["container-1"].sensor) == 5
+    assert service.store.last_sequence(DECLARATIONS["container-1"].address) == 5
     (firing,) = service.accept(topic, wire)  # the genuine reading still counts
     assert firing.episode == 1

@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import DevicePlatform
-from pervasive.devices import ActuatorSpec, Device, SensorSpec, SensorVerifier, parse_sensor_topic
+from pervasive.devices import (
+    ActuatorSpec,
+    Device,
+    Reading,
+    ReadingVerifier,
+    SensorSpec,
+    parse_sensor_topic,
+)
 from pervasive.devices.simulator import LOCATION_SENSOR, SimulationPlan, Simulator
+from pervasive.errors import SchemaViolation
 from pervasive.messaging import MqttClient, shadow_topic
 from pervasive.messaging.port import MqttMessage
 from pervasive.shadow import ShadowService, ShadowStore
+
+if TYPE_CHECKING:  # the fixture's type; conftest.py is not importable by name
+    from conftest import DevicePlatform
 
 pytestmark = pytest.mark.mosquitto
 THERMO = SensorSpec("thermo", "temperature", (("celsius", "int64"), ("time", "uint64")))
@@ -33,7 +44,7 @@ async def test_readings_are_signed_in_order_and_survive_going_offline(
 ) -> None:
     device = Device("thermo-1", device_platform.folder("thermo-1"), host="127.0.0.1",
                     port=device_platform.broker.port, sensors=[THERMO])  # fmt: skip
-    verifier = SensorVerifier(device.declarations())
+    verifier = ReadingVerifier(device.declarations())
     async with MqttClient(device_platform.service_options("svc:monitor")) as monitor:
         await monitor.subscribe("pervasive/devices/+/sensors/+")
         async with device:
@@ -100,9 +111,37 @@ async def test_simulated_devices_lose_nothing_across_random_disconnects(
                                  port=device_platform.broker.port).run()  # fmt: skip
         assert report.disconnects > 0 and report.pending == 0
         received = await collect(monitor, report.published)
-    verifier = SensorVerifier(
+    verifier = ReadingVerifier(
         LOCATION_SENSOR.declaration(device_platform.folder(d).signing_key("location").public_key)
         for d in plan.device_ids()
     )
     seen = {(r.sensor, r.sequence) for r in map(verifier.verify, (m.payload for m in received))}
     assert len(seen) == report.published  # every reading once, none missing
+
+
+async def test_a_batch_of_readings_arrives_whole_in_order_with_a_window(
+    device_platform: DevicePlatform,
+) -> None:
+    port = device_platform.broker.port
+    device = Device("thermo-2", device_platform.folder("thermo-2"), host="127.0.0.1",
+                    port=port, sensors=[THERMO], max_inflight=16)  # fmt: skip
+    verifier = ReadingVerifier(device.declarations())
+    async with MqttClient(device_platform.service_options("svc:monitor")) as monitor:
+        await monitor.subscribe("pervasive/devices/+/sensors/+")
+        async with device:
+            with pytest.raises(SchemaViolation):  # one bad reading: nothing of the batch is kept
+                await device.publish_many("thermo", [{"celsius": 1, "time": 1}, {"celsius": "x"}])
+            sequences = await device.publish_many(
+                "thermo", [{"celsius": c, "time": c} for c in range(50)]
+            )
+            await device.disconnect()
+            await device.publish_many("thermo", [[c, c] for c in range(50, 60)])  # offline
+            await device.connect()
+            await device.flush(timeout=10)
+            readings: dict[int, Reading] = {}  # at least once: a window in flight at the
+            while len(readings) < 60:  # disconnect is sent again; q tells copies apart
+                (message,) = await collect(monitor, 1)
+                reading = verifier.verify(message.payload)
+                readings.setdefault(reading.sequence, reading)
+    assert sequences == list(range(50))  # the refused batch took no sequence number
+    assert [(q, r.values[0]) for q, r in readings.items()] == [(c, c) for c in range(60)]

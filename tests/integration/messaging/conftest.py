@@ -1,82 +1,19 @@
-"""A platform CA and a real broker (embedded amqtt, or mosquitto when installed).
+"""Fixtures of the messaging tests (helpers in ``messaging_platform.py``).
 
 - ``platform``: CA + running broker, once per broker kind; mosquitto runs are marked
   ``mosquitto`` and skipped, with the reason, only when the binary is absent.
 - ``mosquitto_platform``: the same, mosquitto only.
-``platform.options("lock-7")`` registers the identity on first use and returns
-:class:`ClientOptions` for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import pytest
+from messaging_platform import NO_MOSQUITTO, Platform, _platform, needs_mosquitto
 
-from pervasive.messaging import (
-    ClientCredentials,
-    ClientOptions,
-    EmbeddedBroker,
-    MosquittoBroker,
-    MqttClient,
-    MqttMessage,
-    find_mosquitto,
-)
-from pervasive.messaging.topics import is_service_identity
-from pervasive.pki import CertificateAuthority
-
-NO_MOSQUITTO = "mosquitto is not installed (apt-get install -y mosquitto mosquitto-clients)"
-needs_mosquitto = [
-    pytest.mark.mosquitto,
-    pytest.mark.skipif(find_mosquitto() is None, reason=NO_MOSQUITTO),
-]
-
-
-@dataclass
-class Platform:
-    ca: CertificateAuthority
-    broker: MosquittoBroker | EmbeddedBroker
-    root: Path
-    kind: str
-    issued: dict[str, ClientCredentials] = field(default_factory=dict)
-
-    def credentials(self, identity: str) -> ClientCredentials:
-        if identity not in self.issued:
-            issued = (
-                self.ca.issue_service(identity)
-                if is_service_identity(identity)
-                else self.ca.issue_device(identity)
-            )
-            folder = self.root / "clients" / identity.replace(":", "_")
-            self.issued[identity] = self.ca.write_credentials(issued, folder)
-        return self.issued[identity]
-
-    def options(self, identity: str, **changes: Any) -> ClientOptions:
-        base = ClientOptions(
-            "127.0.0.1", self.broker.port, self.credentials(identity), ack_timeout=5.0
-        )
-        return replace(base, **changes)
-
-
-async def _platform(kind: str, root: Path) -> AsyncIterator[Platform]:
-    ca = CertificateAuthority.open(root / "pki", "test password")
-    credentials = ca.broker_credentials()
-    broker: MosquittoBroker | EmbeddedBroker
-    if kind == "mosquitto":
-        broker = MosquittoBroker(root / "mosquitto", credentials, ca.active_identities)
-    else:
-        broker = EmbeddedBroker(credentials, ca.active_identities)
-    await broker.start()
-    ca.add_listener(broker.refresh)
-    try:
-        yield Platform(ca, broker, root, kind)
-    finally:
-        await broker.stop()
-        ca.close()
+from pervasive.messaging import find_mosquitto
 
 
 @pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=needs_mosquitto)])
@@ -91,13 +28,3 @@ async def mosquitto_platform(tmp_path: Path) -> AsyncIterator[Platform]:
         pytest.skip(NO_MOSQUITTO)
     async for value in _platform("mosquitto", tmp_path):
         yield value
-
-
-async def receive(client: MqttClient, count: int, timeout: float = 5.0) -> list[MqttMessage]:
-    """The next ``count`` messages of ``client`` (TimeoutError if they do not come)."""
-    received: list[MqttMessage] = []
-    stream = client.messages()
-    async with asyncio.timeout(timeout):
-        while len(received) < count:
-            received.append(await anext(stream))
-    return received

@@ -10,8 +10,8 @@ import asyncio
 import shutil
 
 import pytest
+from messaging_platform import Platform
 
-from conftest import Platform
 from pervasive.messaging import ClientCredentials
 
 pytestmark = [

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from messaging_platform import NO_MOSQUITTO, receive
 
-from conftest import NO_MOSQUITTO, receive
 from pervasive.messaging import (
     BrokerUnavailable,
     ClientCredentials,

@@ -106,6 +106,70 @@ def test_drain_over_a_flaky_link_delivers_everything_in_order(
     assert len(outbox) == 0
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    count=st.integers(min_value=1, max_value=40),
+    window=st.integers(min_value=2, max_value=8),
+    failures=st.lists(st.sampled_from(["ok", "lost", "unacked"]), min_size=1, max_size=80),
+)
+def test_a_windowed_drain_over_a_flaky_link_loses_nothing_and_keeps_first_order(
+    count: int, window: int, failures: list[str]
+) -> None:
+    """Up to ``window`` PUBLISHes in flight; a drop ends the connection for all of them."""
+    outbox = Outbox.open(":memory:")
+    outbox.append_many([("pervasive/devices/d/t", str(i).encode()) for i in range(count)])
+    broker_log: list[int] = []
+    plan = iter(failures)
+    link = {"up": True, "most_in_flight": 0, "in_flight": 0}
+
+    async def send(entry: OutboxEntry) -> None:
+        if not link["up"]:  # the TCP connection is gone: nothing after the drop arrives
+            raise ConnectionError("link down")
+        outcome = next(plan, "ok")
+        if outcome in ("ok", "unacked"):
+            broker_log.append(int(entry.payload))
+        if outcome != "ok":
+            link["up"] = False
+            raise ConnectionError("link dropped")
+        link["in_flight"] += 1
+        link["most_in_flight"] = max(link["most_in_flight"], link["in_flight"])
+        await asyncio.sleep(0)  # the PUBACK comes back a little later
+        link["in_flight"] -= 1
+
+    async def run() -> None:
+        while len(outbox):
+            link["up"] = True
+            wakeup, drained = asyncio.Event(), asyncio.Event()
+            task = asyncio.create_task(
+                drain_outbox(outbox, send, wakeup=wakeup, drained=drained, window=window)
+            )
+            idle = asyncio.create_task(drained.wait())
+            await asyncio.wait({task, idle}, return_when=asyncio.FIRST_COMPLETED)
+            for pending in (task, idle):
+                pending.cancel()
+            await asyncio.gather(task, idle, return_exceptions=True)
+
+    asyncio.run(run())
+    assert list(dict.fromkeys(broker_log)) == list(range(count))  # nothing lost, order kept
+    assert len(outbox) == 0
+    assert link["most_in_flight"] <= window
+    if count >= window and all(f == "ok" for f in failures):
+        assert link["most_in_flight"] == window  # the window is used, not one at a time
+
+
+def test_batches_are_appended_and_removed_whole(tmp_path: Path) -> None:
+    outbox = Outbox.open(tmp_path / "o.sqlite")
+    entries = outbox.append_many([("t/a", b"1"), ("t/b", b"2"), ("t/c", b"3")])
+    assert [e.sequence for e in entries] == [1, 2, 3]
+    with pytest.raises(TypeError):  # a bad row rolls the whole batch back
+        outbox.append_many([("t/d", b"4"), ("t/e", None)])  # type: ignore[list-item]
+    outbox.remove_many([1, 3])
+    outbox.close()
+    reopened = Outbox.open(tmp_path / "o.sqlite")
+    assert [(e.topic, e.payload) for e in reopened.peek(10)] == [("t/b", b"2")]
+    assert reopened.peek(10, after=2) == []
+
+
 def test_outbox_survives_reopening(tmp_path: Path) -> None:
     outbox = Outbox.open(tmp_path / "o.sqlite")
     first = outbox.append("t/1", b"one")

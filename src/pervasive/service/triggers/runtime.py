@@ -5,7 +5,7 @@ Control flow for one message on ``pervasive/devices/<id>/sensors/<name>``:
 1. :meth:`TriggerService.accept` (synchronous): the topic names the device (only
    that device may publish there, the broker's ACL says so); the payload must be a
    reading of a sensor declared *for that device*, correctly signed
-   (:class:`~pervasive.devices.wire.SensorVerifier`), with a sequence number above
+   (:class:`~pervasive.devices.wire.ReadingVerifier`), with a sequence number above
    the last accepted one. Rejections raise the documented error and are counted in
    :attr:`TriggerService.rejections` by reason.
 2. The reading's values become :class:`Observation` s; the engine evaluates the
@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pervasive.devices.declarations import SENSOR_LEVEL, parse_sensor_topic
-from pervasive.devices.wire import SensorVerifier, peek_public_key
+from pervasive.devices.wire import ReadingVerifier, peek_public_key
 from pervasive.errors import (
     ChainUnavailable,
     InvalidInput,
@@ -106,7 +106,7 @@ class TriggerService:
         self.engine = TriggerEngine(triggers, context=store.context(), states=store.states())
         self.actions = dict(actions)
         self._sources = {s.declaration.public_key.to_bytes(): s for s in sources}
-        self._verifier = SensorVerifier(s.declaration for s in self._sources.values())
+        self._verifier = ReadingVerifier(s.declaration for s in self._sources.values())
         self._lock = asyncio.Lock()
         self.accepted = 0
         """Readings accepted into the context."""
