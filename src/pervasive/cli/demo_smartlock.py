@@ -167,3 +167,5 @@ def smartlock(
         f"chart written to {target}",
         highlight=False,
     )
+    if report.result_seconds != truth:
+        raise typer.Exit(1)
