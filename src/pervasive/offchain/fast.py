@@ -9,8 +9,8 @@ The leader of round ``t`` (static or rotating) owns the compact update of ``t-1`
 
 - when window ``t-1`` is agreed and has a non-null result, it signs the
   :class:`CompactUpdate` and waits to piggyback it on its ``LEADER_BUNDLE`` of round ``t``;
-  if that bundle already left, or no round ``t`` starts within the node's timeout,
-  it sends the compact update alone (a bundle without proofs);
+  if that bundle already left, or no round ``t`` starts within the node's
+  ``compact_wait``, it sends the compact update alone (a bundle without proofs);
 - every other node signs it only if it equals its own agreed result and window hash
   (otherwise a :attr:`DisputeKind.COMPACT_MISMATCH` dispute), answering inside its
   ``SIGNATURES`` for round ``t`` (no extra message), or alone once it agrees on ``t-1``;
@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pervasive.crypto import Signature, recover_hash, sign_typed_data
+from pervasive.crypto import Signature, keccak256, recover_hash, sign_typed_data
 from pervasive.errors import InvalidInput, InvalidSignature
-from pervasive.offchain.journal import AGREED
+from pervasive.offchain.journal import AGREED, JournalEntry
 from pervasive.offchain.messages import (
     CompactUpdate,
     MessageKind,
@@ -79,7 +79,15 @@ class CompactCollector:
         spec, me = self.node.agreement, self.node.address
         for entry in self.node.journal.unsubmitted_agreed():
             if spec.leader_for(entry.t + 1) == me and entry.result is not None:
-                update = CompactUpdate(spec.address, entry.t, entry.result, entry.window_hash)
+                update = CompactUpdate(
+                    spec.address,
+                    entry.t,
+                    entry.result,
+                    entry.window_hash,
+                    entry.proofs_hash,
+                    entry.data_hash,
+                )
+                # the window data (on-chain QoS) is the adapter's to add from its store
                 self.pending[entry.t] = _Pending(
                     update, {me: self._sign(update)}, b"", created=None
                 )
@@ -92,7 +100,10 @@ class CompactCollector:
     # ------------------------------------------------------------ leader side
 
     def on_agreed(self, agreed: Agreed, window_data: bytes, now: float) -> list[Action]:
-        """Window ``agreed.t`` closed with agreement at this node."""
+        """Window ``agreed.t`` closed with agreement at this node.
+
+        ``window_data`` is the packed ``w[t]`` under on-chain proof of storage, else ``b""``.
+        """
         actions = self._answer_deferred(agreed.t)
         spec, me, u = self.node.agreement, self.node.address, agreed.t
         if agreed.result is None or spec.leader_for(u + 1) != me:
@@ -100,7 +111,14 @@ class CompactCollector:
         entry = self.node.journal.load(u)
         if entry is not None and entry.submitted:
             return actions
-        update = CompactUpdate(spec.address, u, agreed.result, agreed.window_hash)
+        update = CompactUpdate(
+            spec.address,
+            u,
+            agreed.result,
+            agreed.window_hash,
+            agreed.proofs_hash,
+            keccak256(window_data) if window_data else bytes(32),
+        )
         pending = _Pending(update, {me: self._sign(update)}, window_data, created=now)
         self.pending[u] = pending
         if self.node.bundle_sent(u + 1):
@@ -154,7 +172,7 @@ class CompactCollector:
         actions: list[Action] = []
         for u, pending in list(self.pending.items()):
             if not pending.sent:
-                if pending.created is None or now - pending.created >= self.node.timeout:
+                if pending.created is None or now - pending.created >= self.node.compact_wait:
                     actions += self._send_alone(pending, now)
             elif now >= pending.deadline:
                 if pending.retries < self.node.max_retries:
@@ -191,7 +209,7 @@ class CompactCollector:
             if entry is None or entry.status == "open":
                 self.deferred[u] = _Deferred(message.sender, update)
             return [], None
-        if entry.result != update.result or entry.window_hash != update.window_hash:
+        if not _matches(entry, update):
             if u in self.contested:
                 return [], None
             self.contested.add(u)
@@ -220,10 +238,7 @@ class CompactCollector:
         entry = self.node.journal.load(u)
         if entry is None:
             return []
-        if (
-            entry.result != deferred.update.result
-            or entry.window_hash != deferred.update.window_hash
-        ):
+        if not _matches(entry, deferred.update):
             self.contested.add(u)
             evidence = DisputeEvidence(
                 f"leader {deferred.leader} proposed P_{u} different from the agreed result",
@@ -232,3 +247,13 @@ class CompactCollector:
             return [Dispute(u, DisputeKind.COMPACT_MISMATCH, evidence)]
         body = encode_signatures_body({}, (u, self._sign(deferred.update)))
         return [self.node.send_message(u, (deferred.leader,), MessageKind.SIGNATURES, body)]
+
+
+def _matches(entry: JournalEntry, update: CompactUpdate) -> bool:
+    """Whether the leader's ``P_u`` is exactly what this node agreed on (and journalled)."""
+    return (
+        entry.result == update.result
+        and entry.window_hash == update.window_hash
+        and entry.proofs_hash == update.proofs_hash
+        and entry.data_hash == update.data_hash
+    )

@@ -42,6 +42,10 @@ class JournalEntry:
     window_hash: bytes
     status: str = OPEN
     submitted: bool = False
+    proofs_hash: bytes = bytes(32)
+    """For an agreed window: ``keccak256`` of the agreed commitments (the update's proofsHash)."""
+    data_hash: bytes = bytes(32)
+    """For an agreed window: the update's dataHash (zero unless on-chain proof of storage)."""
 
 
 class RoundJournal(Protocol):
@@ -53,8 +57,15 @@ class RoundJournal(Protocol):
     def commit(self, entry: JournalEntry) -> JournalEntry:
         """Store ``entry`` unless one exists for its window; return the stored one (first wins)."""
 
-    def close(self, t: int, status: str) -> None:
-        """Mark window ``t`` agreed or disputed."""
+    def close(
+        self,
+        t: int,
+        status: str,
+        *,
+        proofs_hash: bytes | None = None,
+        data_hash: bytes | None = None,
+    ) -> None:
+        """Mark window ``t`` agreed or disputed (an agreement keeps the update's two hashes)."""
 
     def mark_submitted(self, t: int) -> bool:
         """Record that the update of ``t`` was handed out; ``True`` only the first time."""
@@ -89,13 +100,23 @@ class MemoryRoundJournal:
         assert stored is not None
         return stored
 
-    def close(self, t: int, status: str) -> None:
+    def close(
+        self,
+        t: int,
+        status: str,
+        *,
+        proofs_hash: bytes | None = None,
+        data_hash: bytes | None = None,
+    ) -> None:
         """See :meth:`RoundJournal.close`."""
         _check_status(status)
-        if t in self._entries:
-            self._entries[t] = replace(self._entries[t], status=status)
-        else:
-            self._entries[t] = JournalEntry(t, bytes(32), None, bytes(32), status)
+        entry = self._entries.get(t) or JournalEntry(t, bytes(32), None, bytes(32))
+        self._entries[t] = replace(
+            entry,
+            status=status,
+            proofs_hash=entry.proofs_hash if proofs_hash is None else proofs_hash,
+            data_hash=entry.data_hash if data_hash is None else data_hash,
+        )
 
     def mark_submitted(self, t: int) -> bool:
         """See :meth:`RoundJournal.mark_submitted`."""
@@ -128,6 +149,14 @@ CREATE TABLE IF NOT EXISTS offchain_rounds (
     window_hash BLOB NOT NULL,
     status TEXT NOT NULL,
     submitted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (agreement, node, t)
+);
+CREATE TABLE IF NOT EXISTS offchain_agreed (
+    agreement TEXT NOT NULL,
+    node TEXT NOT NULL,
+    t INTEGER NOT NULL,
+    proofs_hash BLOB NOT NULL,
+    data_hash BLOB NOT NULL,
     PRIMARY KEY (agreement, node, t)
 );
 CREATE TABLE IF NOT EXISTS offchain_epochs (
@@ -166,15 +195,24 @@ class SQLiteRoundJournal:
     def load(self, t: int) -> JournalEntry | None:
         """See :meth:`RoundJournal.load`."""
         row = self._db.execute(
-            "SELECT secret, present, result, window_hash, status, submitted FROM offchain_rounds "
-            "WHERE agreement = ? AND node = ? AND t = ?",
+            "SELECT r.secret, r.present, r.result, r.window_hash, r.status, r.submitted, "
+            "a.proofs_hash, a.data_hash FROM offchain_rounds r LEFT JOIN offchain_agreed a "
+            "ON a.agreement = r.agreement AND a.node = r.node AND a.t = r.t "
+            "WHERE r.agreement = ? AND r.node = ? AND r.t = ?",
             (*self._key, t),
         ).fetchone()
         if row is None:
             return None
-        secret, present, result, window_hash, status, submitted = row
+        secret, present, result, window_hash, status, submitted, proofs, data = row
         return JournalEntry(
-            t, secret, result if present else None, window_hash, status, bool(submitted)
+            t,
+            secret,
+            result if present else None,
+            window_hash,
+            status,
+            bool(submitted),
+            bytes(32) if proofs is None else proofs,
+            bytes(32) if data is None else data,
         )
 
     def commit(self, entry: JournalEntry) -> JournalEntry:
@@ -198,16 +236,44 @@ class SQLiteRoundJournal:
         assert stored is not None
         return stored
 
-    def close(self, t: int, status: str) -> None:
-        """See :meth:`RoundJournal.close`."""
+    def close(
+        self,
+        t: int,
+        status: str,
+        *,
+        proofs_hash: bytes | None = None,
+        data_hash: bytes | None = None,
+    ) -> None:
+        """See :meth:`RoundJournal.close` (one transaction: the status and the hashes)."""
         _check_status(status)
-        self._db.execute(
-            "INSERT INTO offchain_rounds "
-            "(agreement, node, t, secret, present, result, window_hash, status) "
-            "VALUES (?, ?, ?, ?, 0, x'', ?, ?) "
-            "ON CONFLICT (agreement, node, t) DO UPDATE SET status = excluded.status",
-            (*self._key, t, bytes(32), bytes(32), status),
-        )
+        statements: list[tuple[str, tuple[object, ...]]] = [
+            (
+                "INSERT INTO offchain_rounds "
+                "(agreement, node, t, secret, present, result, window_hash, status) "
+                "VALUES (?, ?, ?, ?, 0, x'', ?, ?) "
+                "ON CONFLICT (agreement, node, t) DO UPDATE SET status = excluded.status",
+                (*self._key, t, bytes(32), bytes(32), status),
+            )
+        ]
+        if proofs_hash is not None or data_hash is not None:
+            statements.append(
+                (
+                    "INSERT OR REPLACE INTO offchain_agreed "
+                    "(agreement, node, t, proofs_hash, data_hash) VALUES (?, ?, ?, ?, ?)",
+                    (*self._key, t, proofs_hash or bytes(32), data_hash or bytes(32)),
+                )
+            )
+        if len(statements) == 1:
+            self._db.execute(*statements[0])
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, parameters in statements:
+                self._db.execute(sql, parameters)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def mark_submitted(self, t: int) -> bool:
         """See :meth:`RoundJournal.mark_submitted`."""

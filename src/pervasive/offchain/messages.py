@@ -14,8 +14,9 @@ with ``keccak256``, ``abi_encode`` and ``ecrecover`` (see ``docs/offchain-protoc
   ``ProofOfComputation(bytes32 commitment,uint256 window,address agreement,bytes32 windowHash)``;
 - reveal ``c_{t,i} = [f(w_i[t]) || S_{t,i}] : i``:
   ``Reveal(address agreement,uint256 window,bool present,bytes result,bytes32 secret)``;
-- compact update ``P_{t-1}`` of the fast protocol:
-  ``Update(address agreement,uint256 window,bytes result,bytes32 windowHash)``;
+- compact update ``P_{t-1}`` of the fast protocol, the very struct the Agreement
+  contract verifies: ``Update(address agreement,uint256 window,bytes result,
+  bytes32 windowHash,bytes32 proofsHash,bytes32 dataHash)``;
 - every wire message: ``ProtocolMessage(address agreement,uint256 window,uint8 kind,
   address sender,uint64 nonce,bytes body)`` (one line, no spaces after commas).
 """
@@ -23,6 +24,7 @@ with ``keccak256``, ``abi_encode`` and ``ecrecover`` (see ``docs/offchain-protoc
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +71,10 @@ PROOF_TYPE = (
     "ProofOfComputation(bytes32 commitment,uint256 window,address agreement,bytes32 windowHash)"
 )
 REVEAL_TYPE = "Reveal(address agreement,uint256 window,bool present,bytes result,bytes32 secret)"
-UPDATE_TYPE = "Update(address agreement,uint256 window,bytes result,bytes32 windowHash)"
+UPDATE_TYPE = (
+    "Update(address agreement,uint256 window,bytes result,bytes32 windowHash,"
+    "bytes32 proofsHash,bytes32 dataHash)"
+)
 PROTOCOL_MESSAGE_TYPE = (
     "ProtocolMessage(address agreement,uint256 window,uint8 kind,address sender,"
     "uint64 nonce,bytes body)"
@@ -136,16 +141,32 @@ class Reveal:
 
 @dataclass(frozen=True)
 class CompactUpdate:
-    """The fast protocol's ``P_{t-1} = f(w[t-1])``: one struct signed by every node."""
+    """The fast protocol's ``P_{t-1} = f(w[t-1])``: one struct signed by every node.
+
+    It is the Agreement contract's ``Update`` struct, so the signatures the leader
+    collects are the ones the contract's ``update`` checks: ``proofs_hash`` is
+    ``keccak256(c_1 || ... || c_n)`` over the agreed commitments (it binds ``P_t``) and
+    ``data_hash`` is ``keccak256`` of the packed window data under on-chain proof of
+    storage, zero otherwise.
+    """
 
     agreement: str
     window: int
     result: bytes
     window_hash: bytes
+    proofs_hash: bytes = bytes(32)
+    data_hash: bytes = bytes(32)
 
     def typed_hash(self, domain: bytes) -> TypedDataHash:
         """The EIP-712 digest every node signs for the compact on-chain update."""
-        values = [self.agreement, self.window, self.result, self.window_hash]
+        values = [
+            self.agreement,
+            self.window,
+            self.result,
+            self.window_hash,
+            self.proofs_hash,
+            self.data_hash,
+        ]
         return typed_data_digest(domain, struct_hash(UPDATE_TYPE, values))
 
 
@@ -161,15 +182,25 @@ class SignedProof:
         """A copy with one more signature."""
         return SignedProof(self.author, self.proof, {**self.signatures, signer: signature})
 
-    def verify(self, domain: bytes, nodes: tuple[str, ...]) -> None:
+    def verify(
+        self,
+        domain: bytes,
+        nodes: tuple[str, ...],
+        checked: Mapping[str, Signature] | None = None,
+    ) -> None:
         """Check the author signed and every signature is by the node it names.
 
-        Raises :class:`InvalidSignature` otherwise.
+        ``checked`` holds signatures on this same proof verified before: one that is
+        byte-for-byte among them is not recovered again (a proof comes back several
+        times as it collects signatures). Raises :class:`InvalidSignature` otherwise.
         """
         if self.author not in nodes or self.author not in self.signatures:
             raise InvalidSignature(f"proof by {self.author} lacks its author's signature")
+        known = checked or {}
         digest = self.proof.typed_hash(domain).digest
         for signer, signature in self.signatures.items():
+            if known.get(signer) == signature and signer in nodes:
+                continue
             if signer not in nodes:
                 raise InvalidSignature(
                     f"proof signed by {signer}, who is not a node of the agreement"
@@ -208,7 +239,17 @@ class MessageKind(enum.IntEnum):
 
 
 _PROOF_TUPLE = "(address,bytes32,bytes32,address[],bytes[])"
-_PROOFS_BODY = [f"{_PROOF_TUPLE}[]", "bool", "uint256", "bytes", "bytes32", "address[]", "bytes[]"]
+_PROOFS_BODY = [
+    f"{_PROOF_TUPLE}[]",
+    "bool",
+    "uint256",
+    "bytes",
+    "bytes32",
+    "bytes32",
+    "bytes32",
+    "address[]",
+    "bytes[]",
+]
 _SIGNATURES_BODY = ["address[]", "bytes[]", "bool", "uint256", "bytes"]
 _REVEAL_BODY = ["bool", "bytes", "bytes32", "bytes"]
 _DISPUTE_BODY = ["uint8", "address"]
@@ -240,6 +281,8 @@ def encode_proofs_body(
             compact.window if compact else 0,
             compact.result if compact else b"",
             compact.window_hash if compact else bytes(32),
+            compact.proofs_hash if compact else bytes(32),
+            compact.data_hash if compact else bytes(32),
             list(signatures),
             [s.to_bytes() for s in signatures.values()],
         ],
@@ -249,8 +292,20 @@ def encode_proofs_body(
 def decode_proofs_body(
     body: bytes, agreement: str, window: int
 ) -> tuple[tuple[SignedProof, ...], CompactUpdate | None, dict[str, Signature]]:
-    """Inverse of :func:`encode_proofs_body`; ``window``/``agreement`` come from the envelope."""
-    rows, has_compact, c_window, c_result, c_hash, c_signers, c_sigs = abi_decode(
+    """Inverse of :func:`encode_proofs_body`; ``window``/``agreement`` come from the envelope.
+
+    A leader's bundle is read by several steps of the protocol; the decoding is
+    remembered for the last few bodies (the results are immutable, the dict is a copy).
+    """
+    proofs, compact, signatures = _decode_proofs_body(body, agreement, window)
+    return proofs, compact, dict(signatures)
+
+
+@functools.lru_cache(maxsize=32)
+def _decode_proofs_body(
+    body: bytes, agreement: str, window: int
+) -> tuple[tuple[SignedProof, ...], CompactUpdate | None, dict[str, Signature]]:
+    rows, has_compact, c_window, c_result, c_hash, c_proofs, c_data, c_signers, c_sigs = abi_decode(
         _PROOFS_BODY, body
     )
     proofs = []
@@ -262,7 +317,11 @@ def decode_proofs_body(
         }
         proof = ProofOfComputation(commit, window, agreement, window_hash)
         proofs.append(SignedProof(checksum_address(author), proof, signatures))
-    compact = CompactUpdate(agreement, c_window, c_result, c_hash) if has_compact else None
+    compact = (
+        CompactUpdate(agreement, c_window, c_result, c_hash, c_proofs, c_data)
+        if has_compact
+        else None
+    )
     if len(c_signers) != len(c_sigs):
         raise InvalidInput("compact update signers and signatures do not pair up")
     compact_signatures = {
@@ -397,16 +456,20 @@ class ProtocolMessage:
             body=self.body,
         ).digest
 
-    def verify(self, domain: bytes) -> None:
-        """Raise :class:`InvalidSignature` unless ``sender`` signed this message."""
-        if recover_hash(self.digest(domain), self.signature) != self.sender:
+    def verify(self, domain: bytes) -> bytes:
+        """Raise :class:`InvalidSignature` unless ``sender`` signed it; return the digest."""
+        digest = self.digest(domain)
+        if recover_hash(digest, self.signature) != self.sender:
             raise InvalidSignature(f"protocol message is not signed by its sender {self.sender}")
+        return digest
 
     def encode(self) -> bytes:
-        """Wire form: ``abi_encode(address,uint256,uint8,address,uint64,bytes,bytes signature)``."""
-        return abi_encode(
-            _WIRE,
-            [
+        """Wire form: ``abi_encode(address,uint256,uint8,address,uint64,bytes,bytes signature)``.
+
+        Written word by word (the layout is fixed); a test pins it to ``abi_encode``.
+        """
+        return _encode_wire(
+            (
                 self.agreement,
                 self.window,
                 int(self.kind),
@@ -414,8 +477,80 @@ class ProtocolMessage:
                 self.nonce,
                 self.body,
                 self.signature.to_bytes(),
-            ],
+            )
         )
+
+
+def _address_word(address: str) -> bytes:
+    if len(address) != 42 or address[:2] not in ("0x", "0X"):
+        raise InvalidInput(f"{address!r} is not an address")
+    try:
+        return bytes(12) + bytes.fromhex(address[2:])
+    except ValueError as exc:
+        raise InvalidInput(f"{address!r} is not an address") from exc
+
+
+def _dynamic(data: bytes) -> bytes:
+    return len(data).to_bytes(32, "big") + data + bytes(-len(data) % 32)
+
+
+_WireFields = tuple[str, int, int, str, int, bytes, bytes]
+"""``(agreement, window, kind, sender, nonce, body, signature)``."""
+
+
+def _encode_wire(fields: _WireFields) -> bytes:
+    agreement, window, kind, sender, nonce, body, signature = fields
+    if not (0 <= window < 1 << 256 and 0 <= kind < 1 << 8 and 0 <= nonce < 1 << 64):
+        raise InvalidInput("window, kind or nonce is out of its ABI range")
+    body_part = _dynamic(body)
+    return b"".join(
+        (
+            _address_word(agreement),
+            window.to_bytes(32, "big"),
+            kind.to_bytes(32, "big"),
+            _address_word(sender),
+            nonce.to_bytes(32, "big"),
+            _WIRE_HEAD.to_bytes(32, "big"),
+            (_WIRE_HEAD + len(body_part)).to_bytes(32, "big"),
+            body_part,
+            _dynamic(signature),
+        )
+    )
+
+
+_WIRE_HEAD = 7 * 32
+
+
+@functools.lru_cache(maxsize=256)
+def _checksummed(word: bytes) -> str:
+    return checksum_address("0x" + word.hex())
+
+
+def _decode_wire_fast(data: bytes) -> _WireFields | None:
+    """Parse the canonical wire form by offsets; ``None`` for anything else.
+
+    Whatever is not byte-for-byte what :func:`_encode_wire` produces is left to the
+    reference decoder (``abi_decode``), so both accept and refuse the same inputs.
+    """
+    if len(data) < _WIRE_HEAD + 64 or data[0:12] != bytes(12) or data[96:108] != bytes(12):
+        return None
+    window = int.from_bytes(data[32:64], "big")
+    kind = int.from_bytes(data[64:96], "big")
+    nonce = int.from_bytes(data[128:160], "big")
+    if kind >= 1 << 8 or nonce >= 1 << 64:
+        return None
+    length = int.from_bytes(data[_WIRE_HEAD : _WIRE_HEAD + 32], "big")
+    if length > len(data):
+        return None
+    body = data[_WIRE_HEAD + 32 : _WIRE_HEAD + 32 + length]
+    at = _WIRE_HEAD + 32 + length + (-length % 32)
+    sig_length = int.from_bytes(data[at : at + 32], "big")
+    signature = data[at + 32 : at + 32 + sig_length]
+    agreement, sender = _checksummed(data[12:32]), _checksummed(data[108:128])
+    decoded = (agreement, window, kind, sender, nonce, body, signature)
+    if sig_length != 65 or _encode_wire(decoded) != data:
+        return None
+    return decoded
 
 
 def decode_protocol_message(data: bytes) -> ProtocolMessage:
@@ -423,7 +558,11 @@ def decode_protocol_message(data: bytes) -> ProtocolMessage:
 
     Example: ``message = decode_protocol_message(payload); message.verify(domain)``.
     """
-    agreement, window, kind, sender, nonce, body, signature = abi_decode(_WIRE, data)
+    fast = _decode_wire_fast(data)
+    if fast is not None:
+        agreement, window, kind, sender, nonce, body, signature = fast
+    else:
+        agreement, window, kind, sender, nonce, body, signature = abi_decode(_WIRE, data)
     try:
         kind_enum = MessageKind(kind)
     except ValueError as exc:

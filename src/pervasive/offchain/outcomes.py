@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from pervasive.crypto import Signature, abi_encode
+from pervasive.crypto import Signature, abi_encode, keccak256
 from pervasive.offchain.messages import CompactUpdate, ProtocolMessage, Reveal, SignedProof
 from pervasive.offchain.window import WindowArray
 
@@ -82,6 +82,15 @@ class Agreed:
     proofs: tuple[SignedProof, ...]
     reveals: tuple[SignedReveal, ...]
 
+    @property
+    def proofs_hash(self) -> bytes:
+        """``keccak256(c_1 || ... || c_n)``: the agreed commitments in node order.
+
+        Each proof ``p_{t,i}`` is ``(c_i, t, a, H(w[t]))``, so this binds ``P_t``; it is
+        the ``proofsHash`` of the contract's ``Update`` struct.
+        """
+        return keccak256(b"".join(p.proof.commitment for p in self.proofs))
+
 
 @dataclass(frozen=True)
 class FullUpdateCall:
@@ -133,6 +142,8 @@ class CompactUpdateCall:
     nodes: tuple[str, ...]
     signatures: tuple[Signature, ...]
     window_data: bytes = b""
+    """The packed :class:`~pervasive.offchain.window_data.WindowData` of ``w[t]`` under
+    on-chain proof of storage (``keccak256`` of it is ``update.data_hash``), else empty."""
 
     @property
     def t(self) -> int:
@@ -140,17 +151,19 @@ class CompactUpdateCall:
         return self.update.window
 
     def calldata(self) -> bytes:
-        """``abi_encode(uint256 window, bytes result, bytes32 windowHash, bytes[] signatures,
-        bytes windowData)``, signatures in the agreement's node order.
+        """``abi_encode(uint256 window, bytes result, bytes32 windowHash, bytes32 proofsHash,
+        bytes windowData, bytes[] signatures)``, signatures in the agreement's node order
+        (the arguments of the contract's ``update_with_data``; ``update`` omits the data).
         """
         return abi_encode(
-            ["uint256", "bytes", "bytes32", "bytes[]", "bytes"],
+            ["uint256", "bytes", "bytes32", "bytes32", "bytes", "bytes[]"],
             [
                 self.update.window,
                 self.update.result,
                 self.update.window_hash,
-                [s.to_bytes() for s in self.signatures],
+                self.update.proofs_hash,
                 self.window_data,
+                [s.to_bytes() for s in self.signatures],
             ],
         )
 

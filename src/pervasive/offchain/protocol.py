@@ -32,7 +32,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pervasive.crypto import PrivateKey, Signature, recover_hash, sign_typed_data
+from pervasive.crypto import PrivateKey, Signature, keccak256, recover_hash, sign_typed_data
 from pervasive.errors import InvalidInput, InvalidSignature, ReplayedMessage
 from pervasive.offchain.agreement import AgreementSpec, QoS, SigningMode
 from pervasive.offchain.fast import CompactCollector
@@ -74,6 +74,7 @@ from pervasive.offchain.outcomes import (
     SubmitUpdate,
 )
 from pervasive.offchain.window import WindowArray
+from pervasive.offchain.window_data import WindowData
 
 __all__ = ["IntermediateNode", "MessageStats", "Phase"]
 
@@ -159,6 +160,7 @@ class IntermediateNode:
         *,
         timeout: float = 5.0,
         max_retries: int = 2,
+        compact_wait: float | None = None,
         secret_source: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         if key.address not in agreement.nodes:
@@ -176,6 +178,8 @@ class IntermediateNode:
         self.journal: RoundJournal = journal if journal is not None else MemoryRoundJournal()
         self.timeout = timeout
         self.max_retries = max_retries
+        self.compact_wait = timeout if compact_wait is None else compact_wait
+        """Fast protocol: how long the leader holds ``P_{t-1}`` for round ``t``'s bundle."""
         self.stats = MessageStats()
         self._secret_source = secret_source
         self._domain = agreement.domain_separator
@@ -241,7 +245,7 @@ class IntermediateNode:
                 raise InvalidInput(f"message is for agreement {message.agreement}, not this one")
             if message.sender not in self._others:
                 raise InvalidSignature(f"{message.sender} is not another node of this agreement")
-            message.verify(self._domain)
+            digest = message.verify(self._domain)
         except InvalidSignature:
             self.stats.rejected["signature"] += 1
             raise
@@ -249,7 +253,6 @@ class IntermediateNode:
             self.stats.rejected["malformed"] += 1
             raise
         round_ = self._round(message.window)
-        digest = message.digest(self._domain)
         if digest in round_.seen:
             self.stats.rejected["replay"] += 1
             raise ReplayedMessage(
@@ -383,9 +386,10 @@ class IntermediateNode:
         return actions
 
     def _merge_proof(self, round_: _Round, incoming: SignedProof) -> list[Action]:
-        incoming.verify(self._domain, self.agreement.nodes)
         assert round_.entry is not None
         known = round_.proofs.get(incoming.author)
+        checked = known.signatures if known is not None and known.proof == incoming.proof else None
+        incoming.verify(self._domain, self.agreement.nodes, checked)
         if known is not None and known.proof != incoming.proof:
             evidence = DisputeEvidence(
                 f"{incoming.author} signed two different proofs for window {round_.t}",
@@ -525,7 +529,6 @@ class IntermediateNode:
         assert round_.entry is not None
         nodes = self.agreement.nodes
         round_.phase = Phase.AGREED
-        self.journal.close(round_.t, AGREED)
         proofs = tuple(round_.proofs[n] for n in nodes)
         reveals = tuple(round_.reveals[n] for n in nodes)
         result, window_hash = round_.entry.result, round_.entry.window_hash
@@ -533,7 +536,15 @@ class IntermediateNode:
         self._agreed[round_.t] = agreed
         actions: list[Action] = [agreed]
         if self.fast is not None:
-            return actions + self.fast.on_agreed(agreed, self._window_data(round_), now)
+            # the compact update is signed later (round t+1) or after a restart: keep
+            # what it commits to with the agreement, in the same journal write
+            packed = self._packed_window_data(round_)
+            data_hash = keccak256(packed) if packed else bytes(32)
+            self.journal.close(
+                round_.t, AGREED, proofs_hash=agreed.proofs_hash, data_hash=data_hash
+            )
+            return actions + self.fast.on_agreed(agreed, packed, now)
+        self.journal.close(round_.t, AGREED)
         submitter = self.agreement.submitter_for(round_.t) == self.address
         if result is not None and submitter and self.journal.mark_submitted(round_.t):
             call = FullUpdateCall(
@@ -563,6 +574,12 @@ class IntermediateNode:
     def _window_data(self, round_: _Round) -> bytes:
         if self.agreement.qos is QoS.ONCHAIN_PROOF and round_.window is not None:
             return round_.window.encode()
+        return b""
+
+    def _packed_window_data(self, round_: _Round) -> bytes:
+        """``w[t]`` in the contract's packed form (on-chain proof of storage), else ``b""``."""
+        if self.agreement.qos is QoS.ONCHAIN_PROOF and round_.window is not None:
+            return WindowData.from_windows(round_.window, self.agreement.sensors).encode()
         return b""
 
     def _own_proof(self, entry: JournalEntry) -> ProofOfComputation:

@@ -18,6 +18,7 @@ from pervasive.offchain.agreement import AgreementSpec, QoS
 from pervasive.offchain.messages import PROOF_TYPE, REVEAL_TYPE, UPDATE_TYPE
 from pervasive.offchain.sensor_message import SENSOR_DOMAIN_SEPARATOR
 from pervasive.offchain.window import decode_window_array
+from pervasive.offchain.window_data import WindowData
 
 __all__ = ["VerifiedUpdate", "verify_compact_update", "verify_full_update"]
 
@@ -31,7 +32,7 @@ FULL_UPDATE_ARGS = [
     "bytes[]",
     "bytes",
 ]
-COMPACT_UPDATE_ARGS = ["uint256", "bytes", "bytes32", "bytes[]", "bytes"]
+COMPACT_UPDATE_ARGS = ["uint256", "bytes", "bytes32", "bytes32", "bytes", "bytes[]"]
 
 
 @dataclass(frozen=True)
@@ -117,19 +118,35 @@ def verify_full_update(spec: AgreementSpec, calldata: bytes) -> VerifiedUpdate:
 def verify_compact_update(spec: AgreementSpec, calldata: bytes) -> VerifiedUpdate:
     """Check a fast-protocol update: one ``Update`` struct signed by every node, in node order.
 
+    This is the contract's own ``update``/``update_with_data`` check: ``dataHash`` is
+    ``keccak256(data)`` under on-chain proof of storage (the packed
+    :class:`~pervasive.offchain.window_data.WindowData`, which must hash to ``H(w[t])``
+    and carry valid sensor signatures), zero otherwise.
+
     Example: ``verify_compact_update(spec, submit.call.calldata())``.
     """
-    t, result, window_hash, signatures, data = abi_decode(COMPACT_UPDATE_ARGS, calldata)
+    t, result, window_hash, proofs_hash, data, signatures = abi_decode(
+        COMPACT_UPDATE_ARGS, calldata
+    )
     if len(signatures) != len(spec.nodes):
         raise InvalidInput(f"a compact update needs {len(spec.nodes)} signatures")
+    if spec.qos is QoS.ONCHAIN_PROOF:
+        packed = WindowData.decode(data)
+        if packed.hash != window_hash:
+            raise InvalidInput("window data does not hash to the agreed H(w[t])")
+        packed.verify_signatures()
+        data_hash = keccak256(data)
+    elif data:
+        raise InvalidInput("window data is only sent under on-chain proof of storage")
+    else:
+        data_hash = bytes(32)
     digest = _digest(
         spec.domain_separator,
         UPDATE_TYPE,
-        ["address", "uint256", "bytes32", "bytes32"],
-        [spec.address, t, keccak256(result), window_hash],
+        ["address", "uint256", "bytes32", "bytes32", "bytes32", "bytes32"],
+        [spec.address, t, keccak256(result), window_hash, proofs_hash, data_hash],
     )
     for node, signature in zip(spec.nodes, signatures, strict=True):
         if recover_hash(digest, signature) != node:
             raise InvalidSignature(f"the compact update lacks the signature of {node}")
-    _check_window(spec, window_hash, data, t)
     return VerifiedUpdate(t, result, window_hash, data)

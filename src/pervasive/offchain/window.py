@@ -188,12 +188,18 @@ class WindowBuilder:
         self.next_t = next_t
         self._messages: list[dict[int, SensorMessage]] = [{} for _ in spec.sensors]
         self._missing: list[set[int]] = [set() for _ in spec.sensors]
+        # per sensor, the first q of the current window on that is neither held nor
+        # known missing: a window is ready when every frontier passed its end, so a
+        # message costs O(1) instead of a scan of the window
+        self._frontier = [spec.range_of(i, next_t).start for i in range(len(spec.sensors))]
 
     def add(self, message: SensorMessage) -> list[WindowArray]:
         """Add one message (a duplicate ``q`` is ignored); return the arrays now complete."""
         index = self.spec.index(message.sensor)
         if message.sequence >= self.spec.range_of(index, self.next_t).start:
             self._messages[index].setdefault(message.sequence, message)
+            if message.sequence == self._frontier[index]:
+                self._advance(index)
         return self._emit()
 
     def mark_missing(self, sensor: str, sequences: Sequence[int] | range) -> list[WindowArray]:
@@ -202,14 +208,21 @@ class WindowBuilder:
         for q in sequences:
             if q not in self._messages[index]:
                 self._missing[index].add(q)
+        self._advance(index)
         return self._emit()
 
+    def _advance(self, index: int) -> None:
+        q = self._frontier[index]
+        held, missing = self._messages[index], self._missing[index]
+        while q in held or q in missing:
+            q += 1
+        self._frontier[index] = q
+
     def _ready(self, t: int) -> bool:
-        for index in range(len(self.spec.sensors)):
-            for q in self.spec.range_of(index, t):
-                if q not in self._messages[index] and q not in self._missing[index]:
-                    return False
-        return True
+        return all(
+            self._frontier[index] >= self.spec.range_of(index, t).stop
+            for index in range(len(self.spec.sensors))
+        )
 
     def _emit(self) -> list[WindowArray]:
         out = []
@@ -232,6 +245,9 @@ class WindowBuilder:
             for q in [q for q in held if q < first_needed]:
                 del held[q]
             self._missing[index] = {q for q in self._missing[index] if q >= first_needed}
+            if self._frontier[index] < first_needed:
+                self._frontier[index] = first_needed
+                self._advance(index)
 
 
 def decode_window_array(data: bytes, spec: WindowSpec) -> WindowArray:

@@ -16,7 +16,7 @@ from node_harness import RATE, Harness, Lossy, running
 
 from pervasive.apps.smartlock import RENTAL_TIME, decode_monthly_rental
 from pervasive.chain import Receipt
-from pervasive.contracts import AgreementFactory
+from pervasive.contracts import AgreementFactory, QoSLevel
 from pervasive.crypto import PrivateKey, abi_encode, sign_typed_data
 from pervasive.errors import TransactionReverted
 from pervasive.offchain import (
@@ -92,6 +92,27 @@ async def test_three_nodes_in_leader_mode_agree(make: Make) -> None:
         for node in nodes:
             await node.wait_for(recorded(0), timeout=30)
     await assert_correct_record(h, *nodes)
+
+
+@pytest.mark.parametrize("qos", [QoSLevel.OFFCHAIN_PROOF, QoSLevel.ONCHAIN_PROOF])
+async def test_fast_protocol_records_the_leaders_compact_update_without_an_extra_exchange(
+    make: Make, qos: QoSLevel
+) -> None:
+    h = await make(nodes=3, mode=SigningMode.FAST, qos=qos)
+    options = NodeOptions(
+        gap_timeout=1.0, protocol_timeout=2.0, takeover_after=1.0, compact_wait=0.2
+    )
+    nodes = [await h.node(i, options=options) for i in range(3)]
+    leader = next(n for n in nodes if n.address == h.agreement.terms.nodes[0])
+    async with running(*nodes):
+        await h.publish_month()
+        # one window: no round 1 to ride on, so P_0 goes alone after compact_wait
+        await leader.wait_for(recorded(0), timeout=30)
+    await assert_correct_record(h, *nodes)
+    assert leader.stats.updates_sent == 1
+    for node in nodes:
+        assert "UPDATE_SIGNATURE" not in node.stats.protocol_sent
+        assert node.stats.disputed == 0
 
 
 def lying(value: int) -> OffchainFunction:

@@ -376,3 +376,53 @@ def test_any_delivery_order_reaches_agreement(mode: SigningMode, nodes: int, see
     assert net.all_of(Dispute) == []
     assert len(net.all_of(Agreed)) == 2 * nodes
     assert sorted(u.call.t for u in submits(net)) == [0, 1]
+
+
+def test_fast_compact_update_is_the_contract_update_over_the_window_data() -> None:
+    from pervasive.crypto import keccak256
+    from pervasive.offchain import QoS
+    from pervasive.offchain.window_data import WindowData
+
+    spec = make_spec(3, mode=SigningMode.FAST, qos=QoS.ONCHAIN_PROOF)
+    net = build_network(spec)
+    windows = windows_for(spec, 3)
+    run_windows(net, windows, settle=False)
+    net.tick(10.0)  # the last window's P_2 goes alone
+    agreed = {a.t: a for a in net.of(spec.nodes[1], Agreed) if isinstance(a, Agreed)}
+    updates = submits(net)
+    assert sorted(u.call.t for u in updates) == [0, 1, 2]
+    for update in updates:
+        call = update.call
+        assert isinstance(call, CompactUpdateCall)
+        checked = verify_compact_update(spec, call.calldata())
+        assert checked.result == TOTAL(windows[call.t])
+        assert call.update.proofs_hash == agreed[call.t].proofs_hash
+        assert call.update.data_hash == keccak256(call.window_data)
+        assert WindowData.decode(call.window_data).hash == windows[call.t].hash
+
+
+def test_follower_refuses_a_compact_update_that_binds_other_proofs() -> None:
+    from pervasive.offchain import CompactUpdate, DisputeKind
+    from pervasive.offchain.messages import encode_proofs_body
+
+    spec = make_spec(3, mode=SigningMode.FAST)
+    net = build_network(spec)
+    run_windows(net, windows_for(spec, 1), settle=False)  # window 0 agreed, P_0 pending
+    leader = net.nodes[spec.leader_for(1)]
+    follower = next(n for a, n in net.nodes.items() if a != leader.address)
+    [agreed] = [a for a in net.of(follower.address, Agreed) if isinstance(a, Agreed)]
+    assert agreed.result is not None
+    forged = CompactUpdate(spec.address, 0, agreed.result, agreed.window_hash, bytes(32))
+    signature = sign_typed_data(leader.key, forged.typed_hash(spec.domain_separator))
+    message = ProtocolMessage.create(
+        leader.key,
+        spec.domain_separator,
+        agreement=spec.address,
+        window=0,
+        kind=MessageKind.LEADER_BUNDLE,
+        nonce=999,
+        body=encode_proofs_body((), forged, {leader.address: signature}),
+    )
+    actions = follower.receive(message.encode(), net.now)
+    assert [a.kind for a in actions if isinstance(a, Dispute)] == [DisputeKind.COMPACT_MISMATCH]
+    assert not [a for a in actions if isinstance(a, Send)], "no signature on a forged P_0"

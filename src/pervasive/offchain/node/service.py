@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -35,9 +36,9 @@ from pathlib import Path
 
 from pervasive.chain import Receipt
 from pervasive.crypto import PrivateKey
-from pervasive.errors import PervasiveError, ReplayedMessage, UserError
+from pervasive.errors import NotFound, PervasiveError, ReplayedMessage, UserError
 from pervasive.messaging.port import MqttConnection, MqttMessage
-from pervasive.offchain.agreement import AgreementSpec, QoS
+from pervasive.offchain.agreement import AgreementSpec, QoS, SigningMode
 from pervasive.offchain.functions import OffchainFunction
 from pervasive.offchain.journal import OPEN, SQLiteRoundJournal, attach_database
 from pervasive.offchain.node.ingest import IngestResult, SensorPipeline
@@ -45,7 +46,14 @@ from pervasive.offchain.node.message_log import MessageLog
 from pervasive.offchain.node.submitter import AgreementPort, OnchainUpdate, UpdateSubmitter
 from pervasive.offchain.node.transport import Inbound, NodeTransport
 from pervasive.offchain.node.updates import UpdateAssembler, pack_window
-from pervasive.offchain.outcomes import Action, Agreed, Dispute, Send, SubmitUpdate
+from pervasive.offchain.outcomes import (
+    Action,
+    Agreed,
+    CompactUpdateCall,
+    Dispute,
+    Send,
+    SubmitUpdate,
+)
 from pervasive.offchain.protocol import IntermediateNode
 from pervasive.offchain.qos import WindowStore
 from pervasive.offchain.window import WindowArray
@@ -71,12 +79,24 @@ class NodeOptions:
     """Seconds between timer checks."""
     batch_size: int = 2048
     """Most sensor messages verified in one go."""
+    batch_wait: float = 0.002
+    """Seconds a busy sensor stream (a message within this long of the last batch) is
+    left to accumulate before it is verified and logged as one batch."""
+    compact_wait: float | None = None
+    """Fast protocol: seconds the leader holds ``P_{t-1}`` for round ``t``'s bundle before
+    sending it alone (``None``: the protocol timeout). The update of a window waits for
+    the next window's round by design (Fig. 2B); a quiet sensor costs this long."""
+    max_in_flight: int = 8
+    """Protocol publishes awaiting their PUBACK at once (sent in order, not one by one).
+
+    A window needs a handful per node; more than ten make aiomqtt log a warning."""
 
 
 @dataclass(frozen=True)
 class NodeEvent:
-    """Something the operator (or the demo) wants to see: ``kind`` is
-    ``window``, ``agreed``, ``disputed``, ``recorded``, ``dispute-sent`` or ``error``."""
+    """Something the operator (or the demo) wants to see: ``kind`` is ``window``,
+    ``agreed``, ``disputed``, ``submitting`` (an update is going to the chain),
+    ``recorded``, ``dispute-sent`` or ``error``."""
 
     kind: str
     t: int
@@ -143,6 +163,7 @@ class IntermediateNodeService:
             self.journal,
             timeout=self.options.protocol_timeout,
             max_retries=self.options.max_retries,
+            compact_wait=self.options.compact_wait,
         )
         self.log = MessageLog(db, agreement.address)
         self.store = WindowStore(db, agreement)
@@ -271,28 +292,56 @@ class IntermediateNodeService:
             self._handle_actions(actions, time.time())
 
     async def _ingest(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = -math.inf
         while True:
             await self._sensor_ready.wait()
             self._sensor_ready.clear()
+            if loop.time() - last < self.options.batch_wait:
+                # A busy stream: the client hands over one message per event-loop turn,
+                # so let it fill the batch for a moment; one verification pass and one
+                # message-log commit then serve many messages. A message after a quiet
+                # spell (the last of a window, typically) is taken at once.
+                await asyncio.sleep(self.options.batch_wait)
             while self._sensor_batch:
                 size = self.options.batch_size
                 batch, self._sensor_batch = self._sensor_batch[:size], self._sensor_batch[size:]
-                result = self.pipeline.receive_many(batch, asyncio.get_running_loop().time())
+                result = self.pipeline.receive_many(batch, loop.time())
                 self._handle_ingest(result, time.time())
                 await asyncio.sleep(0)
+            last = loop.time()
 
     async def _send(self) -> None:
+        # Publishes are started in queue order but not awaited one by one: a QoS 1
+        # publish waits for its PUBACK, and a round trip per message (per recipient)
+        # was most of a window's latency. The client writes them to the socket in the
+        # order they start; up to ``max_in_flight`` await their PUBACK at once.
         others = tuple(n for n in self.agreement.nodes if n != self.address)
-        while True:
-            item = await self._outgoing.get()
-            try:
-                if isinstance(item, Send):
-                    await self.transport.send(item)
-                else:
-                    await self.transport.send_update_signature(others, item)
-            except PervasiveError as exc:
+        slots = asyncio.Semaphore(self.options.max_in_flight)
+        in_flight: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            slots.release()
+            if not task.cancelled() and isinstance(task.exception(), PervasiveError):
                 # the protocol retries on its own timer: a lost send is a delayed send
-                _log.warning("node %s: a send failed: %s", self.address, exc)
+                _log.warning("node %s: a send failed: %s", self.address, task.exception())
+
+        try:
+            while True:
+                item = await self._outgoing.get()
+                if isinstance(item, Send):
+                    publishes = self.transport.outgoing(item)
+                else:
+                    publishes = self.transport.update_signature_outgoing(others, item)
+                for outgoing in publishes:
+                    await slots.acquire()
+                    task = asyncio.create_task(self.transport.publish(outgoing))
+                    in_flight.add(task)
+                    task.add_done_callback(finished)
+        finally:
+            for task in in_flight:
+                task.cancel()
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -301,7 +350,7 @@ class IntermediateNodeService:
             now = time.time()
             self._handle_ingest(self.pipeline.tick(loop.time()), now)
             self._handle_actions(self.protocol.tick(loop.time()), now)
-            if self.submitter.due(now):
+            if self.submitter.any_due(now):
                 self._chain_wakeup.set()
 
     async def _chain_worker(self) -> None:
@@ -313,6 +362,8 @@ class IntermediateNodeService:
                 if dispute is not None:
                     await self._send_dispute(dispute)
             for submission in self.submitter.due(time.time()):
+                role = "designated" if submission.designated else "stand-in"
+                self._emit(NodeEvent("submitting", submission.t, time.time(), role))
                 try:
                     receipt = await self.submitter.submit(submission)
                 except PervasiveError as exc:
@@ -379,15 +430,27 @@ class IntermediateNodeService:
                 self.store.record(action)
                 self._stats.agreed += 1
                 self._emit(NodeEvent("agreed", action.t, now, action=action))
-                body, update = self.assembler.on_agreed(action, self._built.pop(action.t, None))
+                windows = self._built.pop(action.t, None)
+                if self.agreement.mode is SigningMode.FAST:
+                    # Fig. 2B: the leader of t+1 collects the signatures of the contract
+                    # update inside round t+1 (CompactUpdate); no separate exchange
+                    continue
+                body, update = self.assembler.on_agreed(action, windows)
                 if body is not None:
                     self._outgoing.put_nowait(body)
                 if update is not None:
                     self._queue_update(update, now)
             elif isinstance(action, SubmitUpdate):
-                # the protocol's own update call is not what the contract verifies; the
-                # contract update is assembled from every node's signature (updates.py)
-                continue
+                # ring/leader: the protocol's reference call is not what the contract
+                # verifies; the contract update is assembled from every node's
+                # signature (updates.py). Fast: the compact update is that very update.
+                if isinstance(action.call, CompactUpdateCall):
+                    try:
+                        update = self._compact_update(action.call)
+                    except NotFound as exc:
+                        self._emit(NodeEvent("error", action.call.t, now, str(exc)))
+                        continue
+                    self._queue_update(update, now)
             elif isinstance(action, Dispute):
                 self._built.pop(action.t, None)
                 self.store.record(action)
@@ -396,6 +459,21 @@ class IntermediateNodeService:
                 if action.evidence.notice is None:
                     self._chain_jobs.put_nowait(action)
                     self._chain_wakeup.set()
+
+    def _compact_update(self, call: CompactUpdateCall) -> OnchainUpdate:
+        """The contract update of a fast-protocol ``P_t`` signed by every node."""
+        compact, data = call.update, call.window_data
+        if not data and self.agreement.qos is QoS.ONCHAIN_PROOF:
+            # re-signed after a restart: the window data comes from the QoS store
+            data = pack_window(self.store.serve(compact.window), self.agreement)
+        return OnchainUpdate(
+            compact.window,
+            compact.result,
+            compact.window_hash,
+            compact.proofs_hash,
+            call.signatures,
+            data,
+        )
 
     def _queue_update(self, update: OnchainUpdate, now: float) -> None:
         t = update.t

@@ -4,8 +4,9 @@ Once the nodes agree on window ``t``, the agreement contract must receive exactl
 update. The protocol names one *designated* node (``AgreementSpec.submitter_for``);
 the others keep the same fully signed update and watch the chain:
 
-- the designated node records the update here (SQLite, before any transaction),
-  asks the chain whether ``t`` is already recorded, and sends it if not;
+- the designated node records the update here (SQLite, before any transaction) and
+  sends it at once (the contract refuses a second update of ``t``; the gas estimate
+  meets that refusal before a transaction leaves);
 - every other node records it with a due time ``takeover_after * rank`` seconds later
   (rank 1, 2, ... after the designated node, so two stand-ins never race); when it
   falls due and the chain still has no record of ``t``, it sends the update itself;
@@ -58,6 +59,7 @@ CREATE TABLE IF NOT EXISTS node_updates (
     block INTEGER,
     PRIMARY KEY (agreement, t)
 );
+CREATE INDEX IF NOT EXISTS node_updates_due ON node_updates (agreement, status, due);
 """
 
 
@@ -211,8 +213,22 @@ class UpdateSubmitter:
         return [_submission(r) for r in rows]
 
     def due(self, now: float) -> list[Submission]:
-        """Pending rows whose time has come."""
-        return [s for s in self.pending() if s.due <= now]
+        """Pending rows whose time has come, oldest window first."""
+        rows = self._db.execute(
+            "SELECT t, status, designated, due, update_data, tx_hash, gas_used, block "
+            "FROM node_updates WHERE agreement = ? AND status != ? AND due <= ? ORDER BY t",
+            (self.agreement, SubmissionStatus.RECORDED.value, now),
+        ).fetchall()
+        return [_submission(r) for r in rows]
+
+    def any_due(self, now: float) -> bool:
+        """Whether some pending row's time has come (an index lookup, cheap for a timer)."""
+        row = self._db.execute(
+            "SELECT 1 FROM node_updates WHERE agreement = ? AND status IN (?, ?) AND due <= ? "
+            "LIMIT 1",
+            (self.agreement, SubmissionStatus.WAITING.value, SubmissionStatus.SENDING.value, now),
+        ).fetchone()
+        return row is not None
 
     async def submit(self, submission: Submission) -> Receipt | None:
         """Send one due update unless the chain already records it; ``None`` when not sent.
@@ -220,7 +236,12 @@ class UpdateSubmitter:
         Raises what the port raises, except the contract's "already updated" revert.
         """
         t = submission.t
-        if await self.port.recorded(t):
+        # The designated node's first send skips the chain query: the contract refuses
+        # a second update of t, and the gas estimate meets that refusal before anything
+        # is sent (handled below), so the query would only cost a round trip. A stand-in,
+        # or a row that may already have gone out, asks first.
+        first_try = submission.designated and submission.status is SubmissionStatus.WAITING
+        if not first_try and await self.port.recorded(t):
             self._finish(t, None)
             self.skipped += 1
             return None

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pervasive.errors import InvalidInput
 from pervasive.messaging.port import MqttConnection, MqttMessage
@@ -39,6 +40,7 @@ __all__ = [
     "SENSOR_SUFFIX",
     "Inbound",
     "NodeTransport",
+    "Outgoing",
     "node_inbox_topic",
     "node_update_topic",
     "sensor_topic",
@@ -49,6 +51,15 @@ SENSOR_SUFFIX = "diversity"
 NODES_PREFIX = "pervasive/nodes"
 """Topics between intermediate nodes (the ``svc:node`` role may read and write them)."""
 ALL_SENSORS = f"{DEVICE_PREFIX}/+/{SENSOR_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One publish of a node: topic, payload and the message kind it counts as."""
+
+    topic: str
+    payload: bytes
+    kind: str
 
 
 class Inbound(enum.Enum):
@@ -136,19 +147,38 @@ class NodeTransport:
             return Inbound.SENSOR
         return Inbound.OTHER
 
-    async def send(self, action: Send) -> None:
-        """Publish the signed message of ``action`` to each recipient's inbox."""
+    def outgoing(self, action: Send) -> list[Outgoing]:
+        """The publishes of ``action``: its signed message to each recipient's inbox."""
         payload = action.message.encode()
-        for recipient in action.recipients:
-            await self.connection.publish(
-                node_inbox_topic(self.agreement, recipient), payload, qos=1
-            )
-            self.sent[action.message.kind.name] += 1
-            self.bytes_sent += len(payload)
+        kind = action.message.kind.name
+        return [
+            Outgoing(node_inbox_topic(self.agreement, recipient), payload, kind)
+            for recipient in action.recipients
+        ]
+
+    def update_signature_outgoing(self, recipients: Sequence[str], body: bytes) -> list[Outgoing]:
+        """The publishes of this node's signature of a contract update, one per recipient."""
+        return [
+            Outgoing(node_update_topic(self.agreement, recipient), body, "UPDATE_SIGNATURE")
+            for recipient in recipients
+        ]
+
+    async def publish(self, outgoing: Outgoing) -> None:
+        """Publish one message (QoS 1) and count it.
+
+        The client puts it on the wire before its first await, so publishes started
+        in some order leave in that order even when their PUBACKs are awaited together.
+        """
+        self.sent[outgoing.kind] += 1
+        self.bytes_sent += len(outgoing.payload)
+        await self.connection.publish(outgoing.topic, outgoing.payload, qos=1)
+
+    async def send(self, action: Send) -> None:
+        """Publish the signed message of ``action`` to each recipient's inbox, one by one."""
+        for outgoing in self.outgoing(action):
+            await self.publish(outgoing)
 
     async def send_update_signature(self, recipients: Sequence[str], body: bytes) -> None:
         """Publish this node's signature of a contract update to each recipient."""
-        for recipient in recipients:
-            await self.connection.publish(node_update_topic(self.agreement, recipient), body, qos=1)
-            self.sent["UPDATE_SIGNATURE"] += 1
-            self.bytes_sent += len(body)
+        for outgoing in self.update_signature_outgoing(recipients, body):
+            await self.publish(outgoing)
