@@ -52,7 +52,12 @@ def wait_for_line(process: subprocess.Popen[str], needle: str) -> str:
 
 def interrupt(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=20)
+    try:
+        out, _ = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+        raise AssertionError(f"Ctrl-C did not stop {process.args}; output: {out}") from None
     assert process.returncode == 0, out
     return out
 
@@ -89,8 +94,13 @@ def test_broker_and_shadow_service_serve_a_device_and_keep_its_shadow(tmp_path: 
         device = device_credentials(home)  # registered while the broker runs
         asyncio.run(await_admission(home, "thermo-1"))
         shadow = start(home, "shadow", "run", "--port", str(port))
-        wait_for_line(shadow, "shadow service on")
-        reply = asyncio.run(update_and_read(device, port, {"setpoint": 21}))
+        try:
+            wait_for_line(shadow, "shadow service on")
+            reply = asyncio.run(update_and_read(device, port, {"setpoint": 21}))
+        except BaseException:
+            shadow.kill()
+            shadow.communicate()
+            raise
         assert reply["clientToken"] == "t-1" and reply["version"] == 1
         assert "1 requests accepted" in interrupt(shadow)
 
