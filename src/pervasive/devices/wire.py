@@ -103,4 +103,3 @@ class ReadingVerifier:
         declaration = self._declarations[message.public_key.to_bytes()]
         values = declaration.decode_values(message.values)
         return Reading(message.sensor, message.sequence, values)
-"""The former name, still imported by ``pervasive.service.triggers.runtime``."""
