@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import DevicePlatform
+from device_platform import DevicePlatform
 from pervasive.messaging import MqttClient
 from pervasive.shadow import ShadowService, ShadowStore
 
@@ -53,8 +53,7 @@ async def test_mosquitto_clients_allowed_denied_and_revoked(
     device_platform: DevicePlatform,
 ) -> None:
     own = "pervasive/devices/lock-1/telemetry"
-    device_platform.folder("lock-1"), device_platform.folder("lock-2")
-    await asyncio.sleep(0.3)
+    await device_platform.provision("lock-1", "lock-2")
     listener = sub(device_platform, "lock-1", "pervasive/devices/lock-1/#", 1)
     snoop = sub(device_platform, "lock-2", "pervasive/devices/lock-1/#", 1)
     await asyncio.sleep(0.5)
@@ -80,7 +79,7 @@ async def test_aws_iot_device_sdk_shadow_round_trip(device_platform: DevicePlatf
     from awsiot import iotshadow, mqtt_connection_builder
 
     thing = "aws-lock-1"
-    folder = device_platform.folder(thing).path
+    folder = (await device_platform.provision(thing))[0].path
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
@@ -95,7 +94,7 @@ async def test_aws_iot_device_sdk_shadow_round_trip(device_platform: DevicePlatf
                     return response
 
     store = ShadowStore.open(device_platform.root / "shadow.sqlite")
-    async with MqttClient(device_platform.service_options("svc:shadow")) as connection:
+    async with MqttClient(await device_platform.service_options("svc:shadow")) as connection:
         service = ShadowService(connection, store)
         task = asyncio.create_task(service.run())
         await asyncio.sleep(0.3)

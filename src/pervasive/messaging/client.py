@@ -1,12 +1,13 @@
 """The platform's MQTT client: TLS with a device or service certificate, durable outbox.
 
 :class:`MqttClient` implements :class:`~pervasive.messaging.port.MqttConnection`
-over aiomqtt (MQTT 3.1.1). Control flow:
+over our MQTT 3.1.1 connection, :class:`~pervasive.messaging.link.Link` (one per
+connection; why not paho or gmqtt is said there). Control flow:
 
 1. :meth:`MqttClient.connect` opens the first connection; a refused certificate
    raises :class:`ConnectionRefused`, an unreachable broker :class:`BrokerUnavailable`.
-2. A supervisor task then owns the connection. While connected it runs a reader
-   (broker messages into :meth:`messages`) and, for a durable client, the drain
+2. A supervisor task then owns the connection. While connected the link hands
+   broker messages to :meth:`messages` and, for a durable client, the drain runs
    (outbox rows to the broker in order, up to ``max_inflight`` awaiting their PUBACK
    at once, rows deleted after their PUBACK). When the
    connection drops it reconnects with exponential backoff and jitter, resubscribes
@@ -35,20 +36,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
-import socket
-import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
-
+from pervasive.errors import InternalError, InvalidInput
 from pervasive.messaging.access import may_publish, may_subscribe
 from pervasive.messaging.errors import BrokerUnavailable, ConnectionRefused, TopicDenied
+from pervasive.messaging.link import Link
 from pervasive.messaging.outbox import Outbox, OutboxEntry, drain_outbox
 from pervasive.messaging.port import MqttMessage
 from pervasive.messaging.tls import ClientCredentials
@@ -57,11 +54,6 @@ from pervasive.messaging.topics import validate_topic, validate_topic_filter
 __all__ = ["ClientOptions", "MqttClient"]
 
 _log = logging.getLogger(__name__)
-_REFUSAL_MARKERS = ("ssl", "certificate", "tls", "alert", "not authori", "bad user")
-
-
-_HANDSHAKE_RESETS = 3
-"""Handshakes reset by the broker in a row before the reset counts as a refusal."""
 
 
 @dataclass(frozen=True)
@@ -95,20 +87,9 @@ class ClientOptions:
     never routed."""
 
 
-def _classify(exc: aiomqtt.MqttError) -> BrokerUnavailable | ConnectionRefused:
-    text = str(exc)
-    if isinstance(exc, MqttConnectError) or any(m in text.lower() for m in _REFUSAL_MARKERS):
-        return ConnectionRefused(
-            f"the broker refused this client: {text}. Is the certificate issued by the "
-            "platform CA, unrevoked and unexpired? `pervasive device cert <id> --rotate`."
-        )
-    return BrokerUnavailable(f"cannot reach the MQTT broker: {text}")
-
-
-def _is_failure(code: object) -> bool:
+def _is_failure(code: int) -> bool:
     """A SUBACK return code of 0x80 or more refuses the subscription."""
-    value = code if isinstance(code, int) else getattr(code, "value", 0)
-    return isinstance(value, int) and value >= 0x80
+    return code >= 0x80
 
 
 class MqttClient:
@@ -121,7 +102,7 @@ class MqttClient:
         self._outbox = Outbox.open(options.outbox) if options.outbox is not None else None
         self._subscriptions: dict[str, int] = {}
         self._incoming: asyncio.Queue[MqttMessage] = asyncio.Queue()
-        self._connection: aiomqtt.Client | None = None
+        self._link: Link | None = None
         self._connected = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
@@ -190,13 +171,18 @@ class MqttClient:
             await self._publish_now(topic, payload, qos=qos, retain=retain)
 
     async def _publish_now(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
-        connection = self._require_connection()
+        link = self._require_link()
+        await link.writable()
+        acknowledged = link.publish(topic, payload, qos=qos, retain=retain)
+        if acknowledged is None:
+            return
         try:
-            await connection.publish(
-                topic, payload, qos=qos, retain=retain, timeout=self.options.ack_timeout
-            )
-        except aiomqtt.MqttError as exc:
-            raise BrokerUnavailable(f"publish on {topic!r} failed: {exc}") from exc
+            async with asyncio.timeout(self.options.ack_timeout):
+                await acknowledged
+        except TimeoutError as exc:
+            raise BrokerUnavailable(
+                f"publish on {topic!r} failed: no PUBACK within {self.options.ack_timeout} s"
+            ) from exc
 
     async def subscribe(self, topic_filter: str, *, qos: int = 1) -> None:
         """Subscribe now and after every reconnect; ``TopicDenied`` when not allowed.
@@ -207,9 +193,11 @@ class MqttClient:
         if self.options.check_access and not may_subscribe(self.identity, topic_filter):
             raise TopicDenied(self.identity, topic_filter, "subscribe to")
         self._subscriptions[topic_filter] = qos
-        connection = self._connection
-        if connection is not None:
-            await self._subscribe_on(connection, topic_filter, qos)
+        if qos not in (0, 1):
+            raise InvalidInput(f"this client subscribes at QoS 0 or 1, not {qos}")
+        link = self._link
+        if link is not None:
+            await self._subscribe_on(link, topic_filter, qos)
 
     async def messages(self) -> AsyncIterator[MqttMessage]:
         """Every message delivered to this session, in arrival order (one consumer).
@@ -228,9 +216,9 @@ class MqttClient:
         """
         if self._supervisor is not None:
             return
-        connection = await self._open()
+        link = await self._open()
         self._supervisor = asyncio.create_task(
-            self._supervise(connection), name=f"mqtt-{self._client_id}"
+            self._supervise(link), name=f"mqtt-{self._client_id}"
         )
         await self._connected.wait()
 
@@ -279,104 +267,48 @@ class MqttClient:
 
     # -- connection handling -------------------------------------------------
 
-    def _require_connection(self) -> aiomqtt.Client:
-        if self._connection is None:
+    def _require_link(self) -> Link:
+        if self._link is None:
             raise BrokerUnavailable(
                 "not connected to the broker; use a durable client (outbox) to publish offline"
             )
-        return self._connection
+        return self._link
 
-    async def _handshake(self, context: ssl.SSLContext) -> None:
-        """One TLS handshake on its own, so a refused certificate is reported at once.
-
-        paho leaks its socket when the handshake fails, so it should only ever see a
-        broker that has just accepted our certificate. A reset in mid-handshake is how
-        some servers (asyncio's, under the embedded broker) refuse a certificate, but
-        also what a loaded broker does to a connection it has no room for: a reset is
-        a refusal only when it happens again on a fresh attempt.
-        """
-        for attempt in range(_HANDSHAKE_RESETS):
-            try:
-                async with asyncio.timeout(self.options.ack_timeout):
-                    _reader, writer = await asyncio.open_connection(
-                        self.options.host,
-                        self.options.port,
-                        ssl=context,
-                        server_hostname=self.options.host,
-                    )
-                break
-            except ConnectionResetError as exc:
-                if attempt + 1 < _HANDSHAKE_RESETS:
-                    await asyncio.sleep(0.05 * 2**attempt)
-                    continue
-                raise self._refused("connection reset") from exc
-            except ssl.SSLError as exc:
-                raise self._refused(exc.reason or str(exc)) from exc
-            except (OSError, TimeoutError) as exc:
-                raise BrokerUnavailable(
-                    f"cannot reach the MQTT broker at {self.options.host}:{self.options.port}: "
-                    f"{exc}"
-                ) from exc
-        writer.close()
-        with contextlib.suppress(OSError, ssl.SSLError):
-            await writer.wait_closed()
-
-    def _refused(self, reason: str) -> ConnectionRefused:
-        return ConnectionRefused(
-            f"the broker refused the TLS handshake of {self.identity!r} ({reason}). Is the "
-            "certificate issued by the platform CA, unrevoked and unexpired? A device "
-            "gets a fresh one with `pervasive device cert <id> --rotate`."
-        )
-
-    async def _open(self) -> aiomqtt.Client:
-        context = self.options.credentials.ssl_context()
-        await self._handshake(context)
-        connection = aiomqtt.Client(
+    async def _open(self) -> Link:
+        return await Link.open(
             self.options.host,
             self.options.port,
-            identifier=self._client_id,
+            self.options.credentials.ssl_context(),
+            client_id=self._client_id,
             clean_session=not self.durable,
             keepalive=self.options.keepalive,
-            max_inflight_messages=max(self.options.max_inflight, 20),  # paho's default
-            tls_context=context,
             timeout=self.options.ack_timeout,
-            logger=_log,
-            # MQTT is small request/acknowledge packets: without TCP_NODELAY, Nagle's
-            # algorithm meets the peer's delayed ACK and each round trip waits ~40 ms
-            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+            deliver=self._incoming.put_nowait,
         )
-        # aiomqtt warns from 10 pending publishes on; a full drain window is intended
-        connection.pending_calls_threshold = self.options.max_inflight + 10
-        try:
-            await connection.__aenter__()
-        except aiomqtt.MqttError as exc:
-            raise _classify(exc) from exc
-        return connection
 
-    async def _subscribe_on(self, connection: aiomqtt.Client, topic_filter: str, qos: int) -> None:
-        granted = await connection.subscribe(topic_filter, qos, timeout=self.options.ack_timeout)
+    async def _subscribe_on(self, link: Link, topic_filter: str, qos: int) -> None:
+        granted = await link.subscribe(topic_filter, qos, timeout=self.options.ack_timeout)
         if any(_is_failure(code) for code in granted):
             self._subscriptions.pop(topic_filter, None)
             raise TopicDenied(self.identity, topic_filter, "subscribe to")
 
-    async def _supervise(self, connection: aiomqtt.Client) -> None:
+    async def _supervise(self, link: Link) -> None:
         delay = self.options.reconnect_min
         while True:
             try:
-                await self._serve(connection)
-            except aiomqtt.MqttError as exc:
+                await self._serve(link)
+            except BrokerUnavailable as exc:
                 self.last_error = str(exc)
                 _log.info("%s: connection lost (%s); reconnecting", self._client_id, exc)
             finally:
                 self._connected.clear()
-                self._connection = None
-                with contextlib.suppress(aiomqtt.MqttError):
-                    await connection.__aexit__(None, None, None)
+                self._link = None
+                await link.close()
             while True:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
                 delay = min(delay * 2, self.options.reconnect_max)
                 try:
-                    connection = await self._open()
+                    link = await self._open()
                 except (BrokerUnavailable, ConnectionRefused) as exc:
                     self.last_error = str(exc)
                     continue
@@ -384,44 +316,35 @@ class MqttClient:
                 delay = self.options.reconnect_min
                 break
 
-    async def _serve(self, connection: aiomqtt.Client) -> None:
-        """Run one connection until it drops (raises ``MqttError``)."""
+    async def _serve(self, link: Link) -> None:
+        """Run one connection until it drops (raises ``BrokerUnavailable``)."""
         for topic_filter, qos in list(self._subscriptions.items()):
             try:
-                await self._subscribe_on(connection, topic_filter, qos)
+                await self._subscribe_on(link, topic_filter, qos)
             except TopicDenied as exc:
                 self.last_error = str(exc)
                 _log.warning("%s: resubscribing failed: %s", self._client_id, exc)
-        self._connection = connection
+        self._link = link
         self._connected.set()
-        tasks = {asyncio.create_task(self._read(connection))}
-        if self._outbox is not None:
-            tasks.add(asyncio.create_task(self._drain(connection, self._outbox)))
+        if self._outbox is None:
+            raise BrokerUnavailable(await link.wait_lost())
+        drain = asyncio.create_task(self._drain(link, self._outbox))
+        lost = asyncio.create_task(link.wait_lost())
         try:
-            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({drain, lost}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            task.result()
-        raise aiomqtt.MqttError("connection task ended")
+            lost.cancel()
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain  # raises what ended the drain (BrokerUnavailable: lost)
+        raise BrokerUnavailable(link.lost_reason or "the drain ended")
 
-    async def _read(self, connection: aiomqtt.Client) -> None:
-        async for message in connection.messages:
-            self._incoming.put_nowait(
-                MqttMessage(
-                    message.topic.value, bytes(message.payload), message.qos, message.retain
-                )
-            )
-
-    async def _drain(self, connection: aiomqtt.Client, outbox: Outbox) -> None:
-        async def send(entry: OutboxEntry) -> None:
-            # no timeout per message (asyncio.wait_for would cost a task each): the
-            # drain gives up when no PUBACK at all arrives within ack_timeout
-            await connection.publish(
-                entry.topic, entry.payload, qos=1, retain=entry.retain, timeout=math.inf
-            )
+    async def _drain(self, link: Link, outbox: Outbox) -> None:
+        def send(entry: OutboxEntry) -> asyncio.Future[None]:
+            acknowledged = link.publish(entry.topic, entry.payload, qos=1, retain=entry.retain)
+            if acknowledged is None:
+                raise InternalError("a QoS 1 publish returned no acknowledgement future")
+            return acknowledged
 
         try:
             await drain_outbox(
@@ -433,4 +356,4 @@ class MqttClient:
                 ack_timeout=self.options.ack_timeout,
             )
         except TimeoutError as exc:
-            raise aiomqtt.MqttError(f"connection looks dead: {exc}") from exc
+            raise BrokerUnavailable(f"connection looks dead: {exc}") from exc

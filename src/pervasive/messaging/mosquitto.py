@@ -213,9 +213,17 @@ class MosquittoBroker:
             except OSError:
                 await asyncio.sleep(0.02)
                 continue
+            # the port is from the ephemeral range: while nothing listens, a connect can
+            # be given it as its own local port and connect to itself (TCP self-connect)
+            connected_to_itself = writer.get_extra_info("sockname") == writer.get_extra_info(
+                "peername"
+            )
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+            if connected_to_itself:
+                await asyncio.sleep(0.02)
+                continue
             return
         await self.stop()
         raise BrokerUnavailable(

@@ -162,14 +162,14 @@ class Outbox:
 
 
 def _settle(
-    done: set[asyncio.Future[None]], in_flight: dict[asyncio.Future[None], int], outbox: Outbox
+    done: list[asyncio.Future[None]], in_flight: dict[asyncio.Future[None], int], outbox: Outbox
 ) -> BaseException | None:
     """Remove the entries of the sends in ``done`` that succeeded; return the first failure."""
     acknowledged: list[int] = []
     failure: BaseException | None = None
     for task in done:
         sequence = in_flight.pop(task)
-        error = task.exception()
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
         if error is None:
             acknowledged.append(sequence)
         elif failure is None:
@@ -192,43 +192,58 @@ async def drain_outbox(
 ) -> None:
     """Send outbox entries oldest first, up to ``window`` at a time, removing each once sent.
 
-    ``send`` publishes with QoS 1 and returns on PUBACK. Sends start in sequence
-    order (MQTT keeps that order on a connection) and up to ``window`` of them await
-    their PUBACK together; the entries acknowledged by one wake-up are removed in one
-    transaction. When a send raises (connection lost) the other sends in flight are
-    cancelled, their entries stay, and the exception propagates, so the next drain,
-    on the next connection, starts again at the oldest unacknowledged entry. No
-    PUBACK at all for ``ack_timeout`` seconds raises :class:`TimeoutError`. Sleeps
-    on ``wakeup`` while the outbox is empty and sets ``drained`` then. Runs until
-    cancelled.
+    ``send`` publishes with QoS 1 and returns an awaitable that completes on PUBACK
+    (a coroutine, or cheaper, a future the caller resolves: no task per message).
+    Sends start in sequence order (MQTT keeps that order on a connection) and up to
+    ``window`` of them await their PUBACK together; the entries acknowledged by one
+    wake-up are removed in one transaction. When a send fails (connection lost) the
+    other sends in flight are cancelled, their entries stay, and the exception
+    propagates, so the next drain, on the next connection, starts again at the
+    oldest unacknowledged entry. No PUBACK at all for ``ack_timeout`` seconds raises
+    :class:`TimeoutError`. Sleeps on ``wakeup`` while the outbox is empty and sets
+    ``drained`` then. Runs until cancelled.
 
     Example: ``await drain_outbox(outbox, publish_entry, wakeup=wakeup, drained=drained)``.
     """
     if window < 1:
         raise InternalError(f"the drain window must be at least 1, got {window}")
     in_flight: dict[asyncio.Future[None], int] = {}
+    settled: list[asyncio.Future[None]] = []
+    progress = asyncio.Event()
+
+    def on_settled(future: asyncio.Future[None]) -> None:
+        settled.append(future)
+        progress.set()
+
     last_sent = 0
     try:
         while True:
             if len(in_flight) <= window // 2:
                 for entry in outbox.peek(window - len(in_flight), after=last_sent):
-                    in_flight[asyncio.ensure_future(send(entry))] = entry.sequence
+                    sending = asyncio.ensure_future(send(entry))
+                    sending.add_done_callback(on_settled)
+                    in_flight[sending] = entry.sequence
                     last_sent = entry.sequence
             if not in_flight:
                 wakeup.clear()
                 drained.set()
                 await wakeup.wait()
                 continue
-            done, _ = await asyncio.wait(
-                in_flight, timeout=ack_timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if not done:
-                raise TimeoutError(f"no PUBACK within {ack_timeout} s")
+            if not settled:
+                progress.clear()
+                try:
+                    async with asyncio.timeout(ack_timeout):
+                        await progress.wait()
+                except TimeoutError:
+                    raise TimeoutError(f"no PUBACK within {ack_timeout} s") from None
+            done = [future for future in settled if future in in_flight]
+            settled.clear()
             failure = _settle(done, in_flight, outbox)
             if failure is not None:
                 raise failure
     finally:
-        for task in in_flight:
-            task.cancel()
+        for future in in_flight:
+            future.remove_done_callback(on_settled)
+            future.cancel()
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)

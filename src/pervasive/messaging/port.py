@@ -1,7 +1,7 @@
 """The MQTT port: what the rest of the platform needs from an MQTT connection.
 
 Shadow service, device SDK, intermediate nodes and triggers talk MQTT only through
-this protocol; :mod:`pervasive.messaging` provides the real client (aiomqtt) and
+this protocol; :mod:`pervasive.messaging` provides the real client (:class:`MqttClient`) and
 the brokers (mosquitto, embedded amqtt).
 """
 

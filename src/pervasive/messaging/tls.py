@@ -75,12 +75,12 @@ class ClientCredentials:
     def ssl_context(self) -> ssl.SSLContext:
         """A client context that checks the broker against the CA and host name.
 
-        Example: ``aiomqtt.Client("127.0.0.1", port, tls_context=creds.ssl_context())``.
+        Example: ``await Link.open("127.0.0.1", port, creds.ssl_context(), ...)``.
         """
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         # Under TLS 1.3 the server judges the client certificate after the client's
-        # handshake is done, and a refusal reaches paho only as a CONNACK timeout; under
+        # handshake is done, and a refusal reaches the client only as a closed connection; under
         # 1.2 it fails the handshake itself, with the reason (revoked, unknown CA).
         context.maximum_version = ssl.TLSVersion.TLSv1_2
         try:

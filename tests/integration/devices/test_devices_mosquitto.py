@@ -24,7 +24,7 @@ from pervasive.messaging.port import MqttMessage
 from pervasive.shadow import ShadowService, ShadowStore
 
 if TYPE_CHECKING:  # the fixture's type; conftest.py is not importable by name
-    from conftest import DevicePlatform
+    from device_platform import DevicePlatform
 
 pytestmark = pytest.mark.mosquitto
 THERMO = SensorSpec("thermo", "temperature", (("celsius", "int64"), ("time", "uint64")))
@@ -42,10 +42,11 @@ async def collect(client: MqttClient, count: int, timeout: float = 10.0) -> list
 async def test_readings_are_signed_in_order_and_survive_going_offline(
     device_platform: DevicePlatform,
 ) -> None:
-    device = Device("thermo-1", device_platform.folder("thermo-1"), host="127.0.0.1",
+    (folder,) = await device_platform.provision("thermo-1")
+    device = Device("thermo-1", folder, host="127.0.0.1",
                     port=device_platform.broker.port, sensors=[THERMO])  # fmt: skip
     verifier = ReadingVerifier(device.declarations())
-    async with MqttClient(device_platform.service_options("svc:monitor")) as monitor:
+    async with MqttClient(await device_platform.service_options("svc:monitor")) as monitor:
         await monitor.subscribe("pervasive/devices/+/sensors/+")
         async with device:
             assert await device.publish("thermo", {"celsius": 21, "time": 1}) == 0
@@ -73,8 +74,8 @@ async def test_the_shadow_drives_an_actuator_and_gets_the_report(
 
     store = ShadowStore.open(device_platform.root / "shadow.sqlite")
     async with (
-        MqttClient(device_platform.service_options("svc:shadow")) as shadow_connection,
-        MqttClient(device_platform.service_options("svc:gateway")) as gateway,
+        MqttClient(await device_platform.service_options("svc:shadow")) as shadow_connection,
+        MqttClient(await device_platform.service_options("svc:gateway")) as gateway,
     ):
         service = ShadowService(shadow_connection, store)
         task = asyncio.create_task(service.run())
@@ -85,9 +86,10 @@ async def test_the_shadow_drives_an_actuator_and_gets_the_report(
             shadow_topic("lock-1", "update"), b'{"state":{"desired":{"door":"open"}}}'
         )
         await collect(gateway, 1)
+        (folder,) = await device_platform.provision("lock-1")
         device = Device(
             "lock-1",
-            device_platform.folder("lock-1"),
+            folder,
             host="127.0.0.1",
             port=device_platform.broker.port,
             actuators=[ActuatorSpec("door", door)],
@@ -105,8 +107,9 @@ async def test_simulated_devices_lose_nothing_across_random_disconnects(
 ) -> None:
     plan = SimulationPlan(devices=4, rate=20, duration=2.0, disconnect_rate=0.4,
                           offline_seconds=0.3, seed=3)  # fmt: skip
-    async with MqttClient(device_platform.service_options("svc:monitor")) as monitor:
+    async with MqttClient(await device_platform.service_options("svc:monitor")) as monitor:
         await monitor.subscribe("pervasive/devices/+/sensors/+")
+        await device_platform.provision(*plan.device_ids())
         report = await Simulator(plan, provision=device_platform.folder, host="127.0.0.1",
                                  port=device_platform.broker.port).run()  # fmt: skip
         assert report.disconnects > 0 and report.pending == 0
@@ -123,10 +126,11 @@ async def test_a_batch_of_readings_arrives_whole_in_order_with_a_window(
     device_platform: DevicePlatform,
 ) -> None:
     port = device_platform.broker.port
-    device = Device("thermo-2", device_platform.folder("thermo-2"), host="127.0.0.1",
+    (folder,) = await device_platform.provision("thermo-2")
+    device = Device("thermo-2", folder, host="127.0.0.1",
                     port=port, sensors=[THERMO], max_inflight=16)  # fmt: skip
     verifier = ReadingVerifier(device.declarations())
-    async with MqttClient(device_platform.service_options("svc:monitor")) as monitor:
+    async with MqttClient(await device_platform.service_options("svc:monitor")) as monitor:
         await monitor.subscribe("pervasive/devices/+/sensors/+")
         async with device:
             with pytest.raises(SchemaViolation):  # one bad reading: nothing of the batch is kept

@@ -6,7 +6,7 @@ Imported by name (``from messaging_platform import ...``): every test folder has
 - ``platform``: CA + running broker, once per broker kind; mosquitto runs are marked
   ``mosquitto`` and skipped, with the reason, only when the binary is absent.
 - ``mosquitto_platform``: the same, mosquitto only.
-``platform.options("lock-7")`` registers the identity on first use and returns
+``await platform.options("lock-7")`` registers the identity on first use and returns
 :class:`ClientOptions` for it.
 """
 
@@ -58,10 +58,16 @@ class Platform:
             self.issued[identity] = self.ca.write_credentials(issued, folder)
         return self.issued[identity]
 
-    def options(self, identity: str, **changes: Any) -> ClientOptions:
+    async def options(self, identity: str, **changes: Any) -> ClientOptions:
+        """Options for ``identity``, issued on first use; returns once the broker knows it.
+
+        A new certificate changes the broker's ACL, which mosquitto applies on a
+        reload in the background: connecting before it is applied would race it.
+        """
         base = ClientOptions(
             "127.0.0.1", self.broker.port, self.credentials(identity), ack_timeout=5.0
         )
+        await self.broker.settle()
         return replace(base, **changes)
 
 

@@ -22,9 +22,9 @@ from pervasive.pki import CertificateAuthority
 async def test_devices_and_services_talk_on_allowed_topics(platform: Platform) -> None:
     outbox = platform.root / "lock-7.outbox.sqlite"
     async with (
-        MqttClient(platform.options("lock-7", outbox=outbox)) as device,
-        MqttClient(platform.options("svc:monitor")) as monitor,
-        MqttClient(platform.options("svc:shadow")) as shadow,
+        MqttClient(await platform.options("lock-7", outbox=outbox)) as device,
+        MqttClient(await platform.options("svc:monitor")) as monitor,
+        MqttClient(await platform.options("svc:shadow")) as shadow,
     ):
         port_view: MqttConnection = device
         assert port_view.client_id == "lock-7"
@@ -53,8 +53,8 @@ async def test_devices_and_services_talk_on_allowed_topics(platform: Platform) -
 
 async def test_broker_drops_a_publish_on_another_devices_topic(platform: Platform) -> None:
     async with (
-        MqttClient(platform.options("lock-7", check_access=False)) as intruder,
-        MqttClient(platform.options("svc:monitor")) as monitor,
+        MqttClient(await platform.options("lock-7", check_access=False)) as intruder,
+        MqttClient(await platform.options("svc:monitor")) as monitor,
     ):
         await monitor.subscribe("pervasive/#")
         await intruder.publish(device_topic("lock-8", "command"), b"open", qos=1)
@@ -67,8 +67,8 @@ async def test_broker_drops_a_publish_on_another_devices_topic(platform: Platfor
 
 async def test_broker_withholds_another_devices_messages(platform: Platform) -> None:
     async with (
-        MqttClient(platform.options("lock-7", check_access=False)) as intruder,
-        MqttClient(platform.options("lock-8")) as victim,
+        MqttClient(await platform.options("lock-7", check_access=False)) as intruder,
+        MqttClient(await platform.options("lock-8")) as victim,
     ):
         try:
             await intruder.subscribe("pervasive/devices/lock-8/#")
@@ -85,7 +85,7 @@ async def test_broker_withholds_another_devices_messages(platform: Platform) -> 
 
 async def test_client_refuses_forbidden_topics_before_sending(platform: Platform) -> None:
     outbox = platform.root / "o.sqlite"
-    async with MqttClient(platform.options("lock-7", outbox=outbox)) as device:
+    async with MqttClient(await platform.options("lock-7", outbox=outbox)) as device:
         with pytest.raises(TopicDenied, match="may not publish"):
             await device.publish(device_topic("lock-8", "telemetry"), b"x")
         with pytest.raises(TopicDenied, match="may not subscribe"):
@@ -94,7 +94,7 @@ async def test_client_refuses_forbidden_topics_before_sending(platform: Platform
 
 
 async def test_revoked_certificate_is_refused_at_connect(platform: Platform) -> None:
-    options = platform.options("lock-9")
+    options = await platform.options("lock-9")
     async with MqttClient(options):
         pass
     (record,) = [r for r in platform.ca.certificates() if r.common_name == "lock-9"]
@@ -106,7 +106,7 @@ async def test_revoked_certificate_is_refused_at_connect(platform: Platform) -> 
 
 async def test_back_to_back_revocations_all_take_effect(platform: Platform) -> None:
     devices = [f"lock-{index}" for index in range(4)]
-    options = [platform.options(device) for device in devices]
+    options = [await platform.options(device) for device in devices]
     for device in devices:  # four refreshes in a row: none may be lost
         platform.ca.revoke_identity(device)
     await platform.broker.settle()
@@ -122,27 +122,27 @@ async def test_certificate_of_an_unknown_ca_is_refused(platform: Platform) -> No
     trusting = forged.__class__(
         platform.issued["lock-7"].ca_file, forged.cert_file, forged.key_file
     )
-    options = platform.options("lock-7")
+    options = await platform.options("lock-7")
     with pytest.raises(ConnectionRefused):
         await MqttClient(options.__class__(options.host, options.port, trusting)).connect()
 
 
 async def test_rotation_replaces_the_certificate(platform: Platform) -> None:
-    old = platform.options("lock-7")
+    old = await platform.options("lock-7")
     fresh = platform.ca.rotate("lock-7")
     await platform.broker.settle()
     new_creds = platform.ca.write_credentials(fresh, platform.root / "rotated")
     with pytest.raises(ConnectionRefused):
         await MqttClient(old).connect()
-    async with MqttClient(platform.options("lock-7", credentials=new_creds)) as device:
+    async with MqttClient(await platform.options("lock-7", credentials=new_creds)) as device:
         await device.publish(device_topic("lock-7", "telemetry"), b"after rotation")
 
 
 async def test_a_retired_device_loses_access_while_connected(platform: Platform) -> None:
     async with (
-        MqttClient(platform.options("lock-7")) as retired,
-        MqttClient(platform.options("lock-8")) as other,
-        MqttClient(platform.options("svc:monitor")) as monitor,
+        MqttClient(await platform.options("lock-7")) as retired,
+        MqttClient(await platform.options("lock-8")) as other,
+        MqttClient(await platform.options("svc:monitor")) as monitor,
     ):
         await monitor.subscribe("pervasive/#")
         platform.ca.revoke_identity("lock-7")
@@ -159,9 +159,9 @@ async def test_outbox_keeps_messages_published_while_the_broker_is_down(
 ) -> None:
     outbox = platform.root / "lock-7.outbox.sqlite"
     topic = device_topic("lock-7", "telemetry")
-    async with MqttClient(platform.options("svc:monitor", reconnect_max=0.2)) as monitor:
+    async with MqttClient(await platform.options("svc:monitor", reconnect_max=0.2)) as monitor:
         await monitor.subscribe("pervasive/#")
-        device = MqttClient(platform.options("lock-7", outbox=outbox))
+        device = MqttClient(await platform.options("lock-7", outbox=outbox))
         await device.connect()
         await platform.broker.stop()
         for index in range(20):
@@ -173,7 +173,7 @@ async def test_outbox_keeps_messages_published_while_the_broker_is_down(
         async with asyncio.timeout(5):
             while not monitor.connected:
                 await asyncio.sleep(0.02)
-        async with MqttClient(platform.options("lock-7", outbox=outbox)) as restarted:
+        async with MqttClient(await platform.options("lock-7", outbox=outbox)) as restarted:
             await restarted.flush(timeout=5)
         received = await receive(monitor, 20)
         assert [int(m.payload) for m in received] == list(range(20))
@@ -186,11 +186,11 @@ async def test_a_windowed_outbox_loses_nothing_across_a_mosquitto_restart(
     platform = mosquitto_platform
     outbox = platform.root / "lock-9.outbox.sqlite"
     topic = device_topic("lock-9", "telemetry")
-    monitor_options = platform.options("svc:monitor", reconnect_max=0.2,
+    monitor_options = await platform.options("svc:monitor", reconnect_max=0.2,
                                        outbox=platform.root / "monitor.sqlite")  # fmt: skip
     async with MqttClient(monitor_options) as monitor:  # durable: the broker queues for it
         await monitor.subscribe("pervasive/#")
-        device_options = platform.options("lock-9", outbox=outbox, max_inflight=64,
+        device_options = await platform.options("lock-9", outbox=outbox, max_inflight=64,
                                           reconnect_max=0.2)  # fmt: skip
         async with MqttClient(device_options) as device:
             await device.publish_many([(topic, str(i).encode()) for i in range(400)])

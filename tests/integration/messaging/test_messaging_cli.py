@@ -41,6 +41,7 @@ async def _run(*args: str) -> tuple[int, str]:
 
 async def _subscribe(platform: Platform, identity: str, *topics: str) -> asyncio.subprocess.Process:
     creds = platform.credentials(identity)
+    await platform.broker.settle()  # a new identity's ACL is applied in the background
     filters = [arg for topic in topics for arg in ("-t", topic)]
     process = await asyncio.create_subprocess_exec(
         # line-buffered, so the SUBACK line reaches us before anyone publishes
@@ -57,6 +58,7 @@ async def _subscribe(platform: Platform, identity: str, *topics: str) -> asyncio
 
 async def _publish(platform: Platform, identity: str, topic: str, message: str) -> tuple[int, str]:
     creds = platform.credentials(identity)
+    await platform.broker.settle()
     return await _run(
         "mosquitto_pub", *_tls(platform, creds), "-t", topic, "-m", message, "-q", "1"
     )

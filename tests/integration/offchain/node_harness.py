@@ -126,6 +126,7 @@ class Harness:
 
     async def client(self, identity: str) -> MqttClient:
         client = MqttClient(self.options(identity))
+        await self.broker.settle()  # the new identity's ACL is applied in the background
         await client.connect()
         self.clients.append(client)
         return client

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DevicePlatform
+from device_platform import DevicePlatform
 from pervasive.chain import Ledger, open_ledger
 from pervasive.config import Settings
 from pervasive.contracts.asset_tracking import AssetTracking
@@ -55,6 +55,7 @@ async def test_send_money_once_per_episode_and_not_again_after_restart(
     action = SendMoney(tracking.with_signer(operator), "ship-1")
     trigger = ContextTrigger("deliver", CoLocated(("container-1", "retailer-1"), window=120),
                              scope=action.scope)  # fmt: skip
+    await device_platform.provision("container-1", "retailer-1")
     devices = {
         name: Device(
             name,
@@ -73,7 +74,7 @@ async def test_send_money_once_per_episode_and_not_again_after_restart(
         return TriggerService(store, [trigger], {"deliver": action}, sources)
 
     first = service()
-    async with MqttClient(device_platform.service_options()) as connection:
+    async with MqttClient(await device_platform.service_options()) as connection:
         task = asyncio.create_task(first.run(connection))
         await asyncio.sleep(0.3)
         async with devices["container-1"] as container, devices["retailer-1"] as retailer:

@@ -89,7 +89,7 @@ class NodeOptions:
     max_in_flight: int = 8
     """Protocol publishes awaiting their PUBACK at once (sent in order, not one by one).
 
-    A window needs a handful per node; more than ten make aiomqtt log a warning."""
+    A window needs a handful per node."""
 
 
 @dataclass(frozen=True)

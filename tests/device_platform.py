@@ -1,8 +1,17 @@
 """A platform CA and a real mosquitto broker, and devices provisioned on it.
 
-``device_platform.folder("lock-7")`` issues the device certificate on first use and
-returns its :class:`~pervasive.devices.DeviceFolder`; ``service_options("svc:service")``
-gives client options for a platform service.
+Shared by the device, trigger, acceptance and fault tests (each folder's
+``conftest.py`` re-exports the ``device_platform`` fixture). Imported by name: pytest
+puts ``tests/`` on ``sys.path`` for ``tests/conftest.py``.
+
+``await device_platform.provision("lock-7")`` issues device certificates and returns
+once the broker applied their ACL; ``folder("lock-7")`` returns the
+:class:`~pervasive.devices.DeviceFolder` (issuing it if needed, without waiting);
+``await service_options("svc:service")`` gives client options for a platform service.
+
+A new identity reaches mosquitto's ACL through a reload in the background: a client
+that connects before it is applied is admitted by its certificate but its publishes
+are dropped, so tests provision before they connect.
 """
 
 from __future__ import annotations
@@ -32,10 +41,18 @@ class DevicePlatform:
             self.folders[device_id] = DeviceFolder(path)
         return self.folders[device_id]
 
-    def service_options(self, identity: str = "svc:service", **extra: object) -> ClientOptions:
+    async def provision(self, *device_ids: str) -> list[DeviceFolder]:
+        folders = [self.folder(device_id) for device_id in device_ids]
+        await self.broker.settle()
+        return folders
+
+    async def service_options(
+        self, identity: str = "svc:service", **extra: object
+    ) -> ClientOptions:
         path = self.root / "services" / identity.replace(":", "_")
         if not (path / "cert.pem").exists():
             self.ca.write_credentials(self.ca.issue_service(identity), path)
+        await self.broker.settle()
         return ClientOptions(
             "127.0.0.1",
             self.broker.port,
