@@ -85,6 +85,24 @@ async def test_forged_or_empty_evidence_is_refused(world: World) -> None:
     assert await agreement.disputes() == []
 
 
+async def test_a_claim_without_evidence_is_accepted_once_per_node_and_window(
+    world: World,
+) -> None:
+    agreement = await world.agreement()
+    timeout = 4  # a silent peer: there is no evidence of an absence, only the claim
+    await agreement.dispute(world.nodes[0], 3, timeout)
+    with pytest.raises(TransactionReverted, match="already opened a dispute of this kind"):
+        await agreement.dispute(world.nodes[0], 3, timeout)
+    await agreement.dispute(world.nodes[1], 3, timeout)  # the other node may claim it too
+    await agreement.dispute(world.nodes[0], 4, timeout)  # and a later window is a new claim
+    recorded = [(d.window, d.kind, d.opener) for d in await agreement.disputes()]
+    assert recorded == [
+        (3, timeout, world.nodes[0].address),
+        (3, timeout, world.nodes[1].address),
+        (4, timeout, world.nodes[0].address),
+    ]
+
+
 def lock_window(world: World, start: int, count: int) -> WindowData:
     declaration = SensorDeclaration.create(
         world.sensor.public_key, "lock", [("unlocked", "bool"), ("time", "uint64")]

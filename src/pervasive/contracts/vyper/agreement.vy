@@ -214,6 +214,7 @@ reward_cursor: public(HashMap[address, uint256])
 arrears: public(uint256)
 dispute_count: public(uint256)
 disputes: HashMap[uint256, DisputeRecord]
+disputed: HashMap[bytes32, bool]  # keccak256(t, kind, opener): one dispute of a kind per window per node
 
 
 @internal
@@ -619,7 +620,9 @@ def dispute(
             signed by the node it names; for kinds 1-3 the evidence must show the
             disagreement: differing window hashes (1), differing results (2), or a reveal
             that does not open its author's commitment (3). Kinds 4-6 (timeout, compact
-            mismatch, invalid proof) are recorded as the opening node's claim.
+            mismatch, invalid proof) are recorded as the opening node's claim. A node opens
+            at most one dispute of each kind on a window, so a claim without evidence
+            cannot be repeated to flood the record.
     @param t The window index.
     @param kind The dispute kind (1..6).
     @param proofs Signed proofs of computation for window t.
@@ -628,6 +631,8 @@ def dispute(
     """
     opener: uint256 = self._node_index(msg.sender)
     assert kind >= DISPUTE_WINDOW_HASH and kind <= DISPUTE_LAST_KIND, "unknown dispute kind"
+    key: bytes32 = keccak256(abi_encode(t, kind, msg.sender))
+    assert not self.disputed[key], "this node already opened a dispute of this kind on this window"
     for proof: ProofEvidence in proofs:
         self._check_proof(t, proof)
     for reveal: RevealEvidence in reveals:
@@ -660,6 +665,7 @@ def dispute(
         block=block.number,
     )
     self.dispute_count = index + 1
+    self.disputed[key] = True
     log Disputed(window=t, opener=msg.sender, index=index, kind=kind, proofs=proofs, reveals=reveals, data_hash=data_hash)
 
 
