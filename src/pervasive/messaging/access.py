@@ -73,6 +73,12 @@ SERVICE_ROLES: Mapping[str, tuple[Grant, ...]] = MappingProxyType(
         "gateway": (Grant(Access.READWRITE, _ALL_SHADOWS), Grant(Access.READ, _ALL_DEVICES)),
         # DIVERSITY intermediate nodes (paper 002) read sensor messages, talk among themselves
         "node": (Grant(Access.READ, _ALL_DEVICES), Grant(Access.READWRITE, "pervasive/nodes/#")),
+        # a party's auditor (paper 002, off-chain proof of storage) asks nodes for stored
+        # windows and reads their signed answers; it sees no other node traffic
+        "auditor": (
+            Grant(Access.WRITE, "pervasive/nodes/+/+/windows"),
+            Grant(Access.READ, "pervasive/nodes/+/+/windows/reply"),
+        ),
         # a pervasive-contract service (paper 001) drives its things and publishes events
         "service": (
             Grant(Access.READWRITE, _ALL_DEVICES),

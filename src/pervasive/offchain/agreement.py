@@ -74,10 +74,13 @@ class AgreementSpec:
     mode: SigningMode = SigningMode.RING
     static_leader: int | None = 0
     """Index of the leader in ``nodes``; ``None`` rotates the leader: ``nodes[t % n]``."""
+    parties: tuple[str, ...] = ()
+    """The parties ``U_a`` (they may ask the nodes for stored windows)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "address", checksum_address(self.address))
         object.__setattr__(self, "nodes", tuple(checksum_address(n) for n in self.nodes))
+        object.__setattr__(self, "parties", tuple(checksum_address(p) for p in self.parties))
         if len(self.nodes) < 2 or len(set(self.nodes)) != len(self.nodes):
             raise InvalidInput("an agreement needs at least two distinct intermediate nodes")
         if tuple(d.address for d in self.sensors) != self.window.sensors:

@@ -236,6 +236,10 @@ class MessageKind(enum.IntEnum):
     """``c_{t,i}``: result and secret, broadcast after holding every fully signed proof."""
     DISPUTE_NOTICE = 7
     """The sender opened a dispute on this window; body ``(uint8 kind, address accused)``."""
+    WINDOW_REQUEST = 8
+    """A party or node asks for the stored ``w[t]`` (off-chain proof of storage)."""
+    WINDOW_DATA = 9
+    """A node's answer: ``(uint64 nonce, bool held, bytes data)`` (``node/window_requests.py``)."""
 
 
 _PROOF_TUPLE = "(address,bytes32,bytes32,address[],bytes[])"

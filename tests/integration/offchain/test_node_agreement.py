@@ -18,7 +18,7 @@ from pervasive.apps.smartlock import RENTAL_TIME, decode_monthly_rental
 from pervasive.chain import Receipt
 from pervasive.contracts import AgreementFactory, QoSLevel
 from pervasive.crypto import PrivateKey, abi_encode, sign_typed_data
-from pervasive.errors import TransactionReverted
+from pervasive.errors import NotFound, TransactionReverted
 from pervasive.offchain import (
     DisputeKind,
     MessageKind,
@@ -29,7 +29,7 @@ from pervasive.offchain import (
     decode_protocol_message,
     sign_sensor_message,
 )
-from pervasive.offchain.node import IntermediateNodeService, NodeOptions
+from pervasive.offchain.node import IntermediateNodeService, NodeOptions, fetch_window
 from pervasive.offchain.node.transport import node_inbox_topic
 
 Make = Callable[..., Awaitable[Harness]]
@@ -335,3 +335,37 @@ async def test_a_silent_node_leads_to_a_timeout_dispute_not_a_hang(make: Make) -
         await a.wait_for(lambda s: s.stats.disputes_sent == 1, timeout=30)
     assert [e.detail for e in a.events if e.kind == "disputed"] == ["TIMEOUT"]
     assert await dispute_kinds(h) == [DisputeKind.TIMEOUT]
+
+
+async def test_a_party_fetches_a_stored_window_and_checks_it_against_the_chain(
+    make: Make,
+) -> None:
+    h = await make(nodes=2)  # QoS: off-chain proof of storage
+    a, b = await h.node(0), await h.node(1)
+    auditor = await h.client("svc:auditor.insurer")
+    insurer = PrivateKey(h.ledger.dev_signer(1).private_key)
+    async with running(a, b):
+        await h.publish_month()
+        await b.wait_for(recorded(0), timeout=30)
+        served = await fetch_window(auditor, insurer, b.agreement, b.address, 0)
+        record = await h.agreement.record(0)
+        assert record is not None and served.hash == record.window_hash
+        outsider = PrivateKey(bytes([0x77]) * 32)
+        with pytest.raises(TimeoutError):  # refused: the node answers nothing
+            await fetch_window(auditor, outsider, b.agreement, b.address, 0, timeout=1)
+        assert b.stats.window_requests_refused == {"NotAuthorised": 1}
+        assert b.stats.windows_served == 1
+
+
+async def test_without_proof_of_storage_a_node_answers_that_it_holds_no_window(
+    make: Make,
+) -> None:
+    h = await make(nodes=2, qos=QoSLevel.NO_PROOF)
+    a, b = await h.node(0), await h.node(1)
+    auditor = await h.client("svc:auditor.provider")
+    provider = PrivateKey(h.ledger.dev_signer(0).private_key)
+    async with running(a, b):
+        await h.publish_month()
+        await a.wait_for(recorded(0), timeout=30)
+        with pytest.raises(NotFound, match="does not hold window 0"):
+            await fetch_window(auditor, provider, a.agreement, a.address, 0)

@@ -38,9 +38,12 @@ from pervasive.offchain.node.transport import (
     node_inbox_topic,
     node_update_topic,
     sensor_topic,
+    window_reply_topic,
+    window_request_topic,
 )
 from pervasive.offchain.node.updates import UpdateAssembler, pack_window, proofs_hash
 from pervasive.offchain.node.verifier import SensorVerifier, VerifiedSensorMessage
+from pervasive.offchain.node.window_requests import NotAuthorised, WindowServer, fetch_window
 
 __all__ = [
     "SENSOR_SUFFIX",
@@ -56,6 +59,7 @@ __all__ = [
     "NodePlan",
     "NodeStats",
     "NodeTransport",
+    "NotAuthorised",
     "OnchainUpdate",
     "PartyPlan",
     "SensorPipeline",
@@ -65,6 +69,8 @@ __all__ = [
     "UpdateAssembler",
     "UpdateSubmitter",
     "VerifiedSensorMessage",
+    "WindowServer",
+    "fetch_window",
     "load_agreement",
     "node_inbox_topic",
     "node_update_topic",
@@ -72,4 +78,6 @@ __all__ = [
     "proofs_hash",
     "provision_agreement",
     "sensor_topic",
+    "window_reply_topic",
+    "window_request_topic",
 ]

@@ -91,6 +91,7 @@ async def load_agreement(
         qos=QoS(int(terms.qos)),
         mode=mode,
         static_leader=static_leader,
+        parties=terms.parties,
     )
     return LoadedAgreement(contract, spec, tuple(ids))
 

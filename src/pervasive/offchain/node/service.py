@@ -44,8 +44,9 @@ from pervasive.offchain.journal import OPEN, SQLiteRoundJournal, attach_database
 from pervasive.offchain.node.ingest import IngestResult, SensorPipeline
 from pervasive.offchain.node.message_log import MessageLog
 from pervasive.offchain.node.submitter import AgreementPort, OnchainUpdate, UpdateSubmitter
-from pervasive.offchain.node.transport import Inbound, NodeTransport
+from pervasive.offchain.node.transport import Inbound, NodeTransport, Outgoing
 from pervasive.offchain.node.updates import UpdateAssembler, pack_window
+from pervasive.offchain.node.window_requests import WindowServer
 from pervasive.offchain.outcomes import (
     Action,
     Agreed,
@@ -123,6 +124,9 @@ class NodeStats:
     protocol_rejected: dict[str, int] = field(default_factory=dict)
     protocol_sent: dict[str, int] = field(default_factory=dict)
     protocol_bytes: int = 0
+    windows_served: int = 0
+    """Window requests answered (with the window, or with "not held")."""
+    window_requests_refused: dict[str, int] = field(default_factory=dict)
 
 
 class IntermediateNodeService:
@@ -167,6 +171,7 @@ class IntermediateNodeService:
         )
         self.log = MessageLog(db, agreement.address)
         self.store = WindowStore(db, agreement)
+        self.windows = WindowServer(key, agreement, self.store)
         self.submitter = UpdateSubmitter(
             db, agreement.address, chain, takeover_after=self.options.takeover_after
         )
@@ -186,7 +191,7 @@ class IntermediateNodeService:
         self._stats = NodeStats()
         self._sensor_batch: list[bytes] = []
         self._sensor_ready = asyncio.Event()
-        self._outgoing: asyncio.Queue[Send | bytes] = asyncio.Queue()
+        self._outgoing: asyncio.Queue[Send | bytes | Outgoing] = asyncio.Queue()
         self._built: dict[int, WindowArray] = {}
         self._chain_jobs: asyncio.Queue[Dispute | None] = asyncio.Queue()
         self._chain_wakeup = asyncio.Event()
@@ -259,6 +264,8 @@ class IntermediateNodeService:
         s.protocol_rejected = dict(self.protocol.stats.rejected)
         s.protocol_sent = dict(self.transport.sent)
         s.protocol_bytes = self.transport.bytes_sent
+        s.windows_served = self.windows.served + self.windows.not_held
+        s.window_requests_refused = dict(self.windows.refused)
         return s
 
     # ------------------------------------------------------------------ tasks
@@ -280,6 +287,13 @@ class IntermediateNodeService:
                 return
             if update is not None:
                 self._queue_update(update, time.time())
+        elif kind is Inbound.WINDOW_REQUEST:
+            try:
+                topic, reply = self.windows.answer(message.payload)
+            except UserError as exc:
+                _log.warning("node %s: refused a window request: %s", self.address, exc)
+                return
+            self._outgoing.put_nowait(Outgoing(topic, reply, "WINDOW_DATA"))
         elif kind is Inbound.PROTOCOL:
             loop_now = asyncio.get_running_loop().time()
             try:
@@ -330,7 +344,9 @@ class IntermediateNodeService:
         try:
             while True:
                 item = await self._outgoing.get()
-                if isinstance(item, Send):
+                if isinstance(item, Outgoing):
+                    publishes = [item]
+                elif isinstance(item, Send):
                     publishes = self.transport.outgoing(item)
                 else:
                     publishes = self.transport.update_signature_outgoing(others, item)

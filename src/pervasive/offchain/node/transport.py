@@ -44,6 +44,8 @@ __all__ = [
     "node_inbox_topic",
     "node_update_topic",
     "sensor_topic",
+    "window_reply_topic",
+    "window_request_topic",
 ]
 
 SENSOR_SUFFIX = "diversity"
@@ -68,6 +70,7 @@ class Inbound(enum.Enum):
     SENSOR = "sensor"
     PROTOCOL = "protocol"
     UPDATE_SIGNATURE = "update-signature"
+    WINDOW_REQUEST = "window-request"
     OTHER = "other"
 
 
@@ -98,6 +101,22 @@ def node_inbox_topic(agreement: str, node: str) -> str:
     return f"{NODES_PREFIX}/{agreement.lower()}/{node.lower()}"
 
 
+def window_request_topic(agreement: str, node: str) -> str:
+    """Where ``node`` takes requests for its stored windows (``window_requests.py``).
+
+    Example: ``window_request_topic(a, n) == node_inbox_topic(a, n) + "/windows"``.
+    """
+    return node_inbox_topic(agreement, node) + "/windows"
+
+
+def window_reply_topic(agreement: str, requester: str) -> str:
+    """Where ``requester`` (a party or node address) receives the windows it asked for.
+
+    Example: ``window_reply_topic(a, p) == node_inbox_topic(a, p) + "/windows/reply"``.
+    """
+    return node_inbox_topic(agreement, requester) + "/windows/reply"
+
+
 class NodeTransport:
     """The node's MQTT side: subscriptions, classification of inbound messages, sends.
 
@@ -118,6 +137,7 @@ class NodeTransport:
         self.node = node
         self.inbox = node_inbox_topic(agreement, node)
         self.updates = node_update_topic(agreement, node)
+        self.window_requests = window_request_topic(agreement, node)
         self.sensor_filters = tuple(sensor_topic(s) for s in sensor_ids) or (ALL_SENSORS,)
         for topic_filter in self.sensor_filters:
             validate_topic_filter(topic_filter)
@@ -131,6 +151,7 @@ class NodeTransport:
             await self.connection.subscribe(topic_filter, qos=1)
         await self.connection.subscribe(self.inbox, qos=1)
         await self.connection.subscribe(self.updates, qos=1)
+        await self.connection.subscribe(self.window_requests, qos=1)
 
     def classify(self, message: MqttMessage) -> Inbound:
         """Whether ``message`` is a sensor message, a protocol message for us, or neither."""
@@ -138,6 +159,8 @@ class NodeTransport:
             return Inbound.PROTOCOL
         if message.topic == self.updates:
             return Inbound.UPDATE_SIGNATURE
+        if message.topic == self.window_requests:
+            return Inbound.WINDOW_REQUEST
         levels = message.topic.split("/")
         if (
             len(levels) == 4
