@@ -136,7 +136,10 @@ def _remaining_length(length: int) -> bytes:
 
 
 def _string(text: str) -> bytes:
-    raw = text.encode("utf-8")
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{text!r} is not valid UTF-8 (a lone surrogate)") from None
     if len(raw) > 0xFFFF:
         raise InvalidInput(f"an MQTT string holds at most 65,535 bytes, got {len(raw)}")
     return len(raw).to_bytes(2, "big") + raw

@@ -136,7 +136,11 @@ def validate_topic_filter(topic_filter: str) -> str:
 def _check_common(topic: str) -> None:
     if not isinstance(topic, str) or not topic:
         raise InvalidInput("a topic must be a non-empty string")
-    if len(topic.encode()) > _MAX_TOPIC_BYTES:
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInput(f"topic {topic!r} is not valid UTF-8 (a lone surrogate)") from None
+    if size > _MAX_TOPIC_BYTES:
         raise InvalidInput(f"topic is longer than {_MAX_TOPIC_BYTES} bytes")
     if "\x00" in topic:
         raise InvalidInput("a topic must not contain the NUL character")

@@ -83,7 +83,7 @@ def test_bad_filters_are_refused(bad: str) -> None:
         validate_topic_filter(bad)
 
 
-@pytest.mark.parametrize("bad", ["", "a/+", "a/#", "x\x00"])
+@pytest.mark.parametrize("bad", ["", "a/+", "a/#", "x\x00", "a/\ud800"])
 def test_bad_topics_are_refused(bad: str) -> None:
     with pytest.raises(InvalidInput):
         validate_topic(bad)
@@ -146,6 +146,11 @@ def test_services_get_their_role() -> None:
     assert not may_publish("svc:node.n1", "pervasive/devices/lock-7/readings")
     assert may_subscribe("svc:monitor", "pervasive/#")
     assert not may_publish("svc:monitor", "pervasive/devices/lock-7/x")
+    window_request = "pervasive/nodes/0xagreement/0xnode/windows"
+    assert may_publish("svc:auditor.insurer", window_request)
+    assert may_subscribe("svc:auditor.insurer", "pervasive/nodes/+/+/windows/reply")
+    assert not may_subscribe("svc:auditor.insurer", "pervasive/nodes/#")  # no node traffic
+    assert not may_publish("svc:auditor.insurer", "pervasive/nodes/0xagreement/0xnode")
     assert grants_for("svc:unknown") == ()
     assert not may_subscribe("svc:unknown", "pervasive/#")
 
