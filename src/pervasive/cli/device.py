@@ -264,6 +264,12 @@ def simulate(
     async def go() -> SimulationReport:
         folders = {d: provision(d) for d in plan.device_ids()}
         if port is not None:
+            from pervasive.cli.services import await_admission
+
+            # a `broker run` from this home learns new certificates at its next look:
+            # until then mosquitto drops (after PUBACK) and amqtt refuses their traffic
+            for device_id in folders:
+                await await_admission(settings.home, device_id)
             simulator = Simulator(plan, provision=folders.__getitem__,
                                   host=settings.mqtt_host, port=port)  # fmt: skip
             return await simulator.run()

@@ -19,6 +19,7 @@ from pervasive.errors import InternalError
 
 SENSOR_KEY = PrivateKey(b"\x07" * 32).public_key.to_bytes().hex()
 DEV_KEY_1 = "0x" + "00" * 31 + "02"  # the embedded chain's funded development account 1
+DEV_KEY_2 = "0x" + "00" * 31 + "03"  # ... and account 2
 
 
 @pytest.fixture
@@ -86,6 +87,86 @@ def test_add_list_show_round_trip_across_invocations(cli) -> None:  # type: igno
     gone = cli("registry", "sensor", "deactivate", "temp-1", "--dev-account", "1")
     assert gone.exit_code == 0, gone.output
     assert "deactivated" in cli("registry", "sensor", "show", "temp-1").output
+
+
+def table_row(output: str, entity_id: str) -> list[str]:
+    """The cells of the table row whose first cell is ``entity_id``."""
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip(" │┃").split("│")]
+        if cells and cells[0] == entity_id:
+            return cells
+    raise AssertionError(f"no row {entity_id!r} in:\n{output}")
+
+
+def detail_rows(output: str) -> dict[str, str]:
+    """The property -> value rows of a ``show`` table."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip(" │").split("│")]
+        if len(cells) == 2:
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def test_node_show_and_deactivate_round_trip(cli) -> None:  # type: ignore[no-untyped-def]
+    signer = PrivateKey(bytes.fromhex(DEV_KEY_2[2:]))
+    node = cli(
+        "registry", "node", "add", "node-1", "--endpoint", "mqtts://n1.example:8883",
+        "--dev-account", "2",
+    )  # fmt: skip
+    assert node.exit_code == 0, node.output
+    assert "registered node node-1 (mqtts://n1.example:8883): block" in node.output
+
+    shown = cli("registry", "node", "show", "node-1")
+    assert shown.exit_code == 0, shown.output
+    assert "Intermediate node node-1" in shown.output
+    rows = detail_rows(shown.output)
+    assert rows["id"] == "node-1"
+    assert rows["endpoint"] == "mqtts://n1.example:8883"
+    assert rows["account"] == rows["owner"] == signer.address
+    assert rows["public key"] == signer.public_key.to_bytes().hex()
+    assert rows["status"] == "active"
+    assert table_row(cli("registry", "node", "list").output, "node-1")[-1] == "yes"
+
+    stolen = cli("registry", "node", "deactivate", "node-1", "--dev-account", "3")
+    assert stolen.exit_code == 1
+    assert "only the node's owner may deactivate it" in stolen.output
+    assert detail_rows(cli("registry", "node", "show", "node-1").output)["status"] == "active"
+
+    gone = cli("registry", "node", "deactivate", "node-1", "--dev-account", "2")
+    assert gone.exit_code == 0, gone.output
+    assert "deactivated node node-1: block" in gone.output and "gas" in gone.output
+    assert detail_rows(cli("registry", "node", "show", "node-1").output)["status"] == (
+        "deactivated"
+    )
+    listed = cli("registry", "node", "list")
+    assert listed.exit_code == 0
+    assert table_row(listed.output, "node-1")[-1] == "no"  # deactivated nodes stay listed
+
+    again = cli("registry", "node", "deactivate", "node-1", "--dev-account", "2")
+    assert again.exit_code == 1 and "node is deactivated" in again.output
+    missing = cli("registry", "node", "show", "node-9")
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
+
+
+def test_sensor_deactivate_shows_in_the_list(cli) -> None:  # type: ignore[no-untyped-def]
+    added = cli(
+        "registry", "sensor", "add", "lock-1", "--type", "lock", "--public-key", SENSOR_KEY,
+        "--field", "locked:bool", "--dev-account", "1",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert table_row(cli("registry", "sensor", "list").output, "lock-1")[-1] == "yes"
+    stolen = cli("registry", "sensor", "deactivate", "lock-1", "--dev-account", "2")
+    assert stolen.exit_code == 1
+    assert "only the sensor's owner may deactivate it" in stolen.output
+
+    gone = cli("registry", "sensor", "deactivate", "lock-1", "--dev-account", "1")
+    assert gone.exit_code == 0, gone.output
+    assert "deactivated sensor lock-1: block" in gone.output
+    assert detail_rows(cli("registry", "sensor", "show", "lock-1").output)["status"] == (
+        "deactivated"
+    )
+    assert table_row(cli("registry", "sensor", "list").output, "lock-1")[-1] == "no"
 
 
 def test_bad_input_is_one_red_line_and_exit_code_1(cli) -> None:  # type: ignore[no-untyped-def]

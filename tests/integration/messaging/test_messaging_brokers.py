@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography import x509
 from messaging_platform import Platform, receive
 
 from pervasive.messaging import (
@@ -16,7 +19,7 @@ from pervasive.messaging import (
     device_topic_filter,
     shadow_topic,
 )
-from pervasive.pki import CertificateAuthority
+from pervasive.pki import CertificateAuthority, CertificateExpired
 
 
 async def test_devices_and_services_talk_on_allowed_topics(platform: Platform) -> None:
@@ -113,6 +116,38 @@ async def test_back_to_back_revocations_all_take_effect(platform: Platform) -> N
     for option in options:
         with pytest.raises(ConnectionRefused):
             await MqttClient(option).connect()
+
+
+async def test_expired_certificate_is_refused_at_connect(platform: Platform) -> None:
+    """A certificate of the platform CA that expired yesterday is refused in the handshake.
+
+    The identity also holds a current certificate, so it is in the ACL and on no CRL:
+    only the validity dates can refuse the expired one.
+    """
+    issued_at = datetime.now(UTC) - timedelta(days=2)
+    past = CertificateAuthority.open(
+        platform.ca.directory, "test password", clock=lambda: issued_at
+    )  # the same CA key and index, with a clock two days behind
+    try:
+        issued = past.issue_device("lock-7", validity=timedelta(days=1))
+        expired = past.write_credentials(issued, platform.root / "expired")
+    finally:
+        past.close()
+    platform.ca.write_crl()  # opening rewrote the CRL with the old clock's dates
+    certificate = x509.load_pem_x509_certificate(expired.cert_file.read_bytes())
+    certificate.verify_directly_issued_by(platform.ca.certificate)
+    assert certificate.not_valid_after_utc < datetime.now(UTC) - timedelta(hours=23)
+    with pytest.raises(CertificateExpired, match="expired"):
+        platform.ca.verify(expired.cert_file.read_bytes())
+
+    current = await platform.options("lock-7")  # a fresh certificate: lock-7 is admitted
+    assert platform.ca.active_identities() == ["lock-7"]
+    async with MqttClient(current) as device:
+        await device.publish(device_topic("lock-7", "telemetry"), b"current certificate")
+    with pytest.raises(ConnectionRefused, match="refused the TLS handshake") as refused:
+        await MqttClient(replace(current, credentials=expired)).connect()
+    if platform.kind == "mosquitto":  # OpenSSL's alert names the reason; amqtt just resets
+        assert "CERTIFICATE_EXPIRED" in str(refused.value)
 
 
 async def test_certificate_of_an_unknown_ca_is_refused(platform: Platform) -> None:
