@@ -17,7 +17,17 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from pervasive.cli import account, chain, demo, demo_smartlock, device, node, registry, services
+from pervasive.cli import (
+    account,
+    chain,
+    code,
+    demo,
+    demo_smartlock,
+    device,
+    node,
+    registry,
+    services,
+)
 from pervasive.cli.session import CliState
 from pervasive.errors import UserError
 
@@ -71,6 +81,7 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(demo.app, name="demo")
 app.add_typer(device.app, name="device")
 app.add_typer(node.app, name="node")
+app.add_typer(code.app, name="code")
 app.add_typer(services.broker_app, name="broker")
 app.add_typer(services.shadow_app, name="shadow")
 demo.app.command("smartlock")(demo_smartlock.smartlock)

@@ -18,7 +18,9 @@ from pervasive.offchain.functions import (
     FunctionRegistry,
     OffchainFunction,
     Result,
+    normalise_source,
     source_hash,
+    store_function_source,
 )
 from pervasive.offchain.journal import (
     JournalEntry,
@@ -115,9 +117,11 @@ __all__ = [
     "commitment",
     "decode_protocol_message",
     "decode_sensor_message",
+    "normalise_source",
     "sign_sensor_message",
     "sliding_windows",
     "source_hash",
+    "store_function_source",
     "verify_sensor_message",
     "window",
 ]

@@ -7,6 +7,10 @@ equals the one the agreement stores, so every node provably runs the same code.
 
 ``None`` is the paper's *null*: nothing is written on-chain. A ``str`` result is
 encoded as UTF-8, so results are always compared and committed as bytes.
+
+The source text itself lives off-chain, content-addressed (paper 001's contract
+database): :func:`store_function_source` puts the exact bytes the agreement's hash
+covers into a :class:`~pervasive.storage.ContentStore`, whose CID digest *is* that hash.
 """
 
 from __future__ import annotations
@@ -15,12 +19,24 @@ import inspect
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pervasive.crypto import keccak256
 from pervasive.errors import InvalidInput, NotFound
 from pervasive.offchain.window import WindowArray
 
-__all__ = ["FunctionMismatch", "FunctionRegistry", "OffchainFunction", "Result", "source_hash"]
+if TYPE_CHECKING:  # a device declaring a sensor needs no content store
+    from pervasive.storage import Cid, ContentStore
+
+__all__ = [
+    "FunctionMismatch",
+    "FunctionRegistry",
+    "OffchainFunction",
+    "Result",
+    "normalise_source",
+    "source_hash",
+    "store_function_source",
+]
 
 Result = bytes | None
 """The output of ``f``: bytes, or ``None`` for the paper's null result."""
@@ -32,22 +48,36 @@ class FunctionMismatch(InvalidInput):
     """The registered function's source hash differs from the one the agreement pins."""
 
 
+def normalise_source(source: str) -> str:
+    """The source text as the agreement hashes it: dedented, trailing whitespace stripped.
+
+    Example: ``normalise_source("  def f(w):  \\n      return 1\\n")``
+    is ``'def f(w):\\n    return 1'``.
+    """
+    return "\n".join(line.rstrip() for line in textwrap.dedent(source).strip().splitlines())
+
+
 def source_hash(source: str) -> bytes:
-    """``keccak256`` of the UTF-8 source text (dedented, trailing whitespace stripped).
+    """``keccak256`` of the UTF-8 :func:`normalise_source` text.
 
     Example: ``source_hash("def f(w):\\n    return None\\n").hex()``.
     """
-    normal = "\n".join(line.rstrip() for line in textwrap.dedent(source).strip().splitlines())
-    return keccak256(normal.encode("utf-8"))
+    return keccak256(normalise_source(source).encode("utf-8"))
 
 
 @dataclass(frozen=True)
 class OffchainFunction:
-    """A named off-chain computation with the hash of its source text."""
+    """A named off-chain computation with the hash of its source text.
+
+    ``source`` is the normalised text whose UTF-8 ``keccak256`` is ``source_hash``
+    (set by :meth:`FunctionRegistry.register`); ``None`` when the entry was built by
+    hand without it, so it cannot be published.
+    """
 
     name: str
     source_hash: bytes
     function: Computation
+    source: str | None = None
 
     def __call__(self, windows: WindowArray) -> Result:
         """Run ``f(w[t])`` and normalise its output to bytes or ``None``.
@@ -81,8 +111,8 @@ class FunctionRegistry:
         """Register ``function`` under ``name`` (source read with ``inspect`` if not given)."""
         if name in self._functions:
             raise InvalidInput(f"an off-chain function named {name!r} is already registered")
-        text = source if source is not None else inspect.getsource(function)
-        entry = OffchainFunction(name, source_hash(text), function)
+        text = normalise_source(source if source is not None else inspect.getsource(function))
+        entry = OffchainFunction(name, keccak256(text.encode("utf-8")), function, text)
         self._functions[name] = entry
         return entry
 
@@ -101,3 +131,29 @@ class FunctionRegistry:
                 f"the agreement pins 0x{expected_hash.hex()}: deploy the agreed code"
             )
         return entry
+
+
+def store_function_source(store: ContentStore, entry: OffchainFunction) -> Cid:
+    """Put ``entry``'s source into ``store``; the CID's digest is the agreement's hash.
+
+    Any party can then fetch the exact code an agreement names with
+    ``store.get(cid_for_digest(agreement.function_hash))``. The store is for audit and
+    retrieval: a node never runs code read from it, only what its registry holds.
+    Raises :class:`InvalidInput` when the entry carries no source text, or one that
+    does not hash to its ``source_hash``.
+
+    Example: ``cid = store_function_source(ContentStore(home / "content"), entry)``.
+    """
+    if entry.source is None:
+        raise InvalidInput(
+            f"off-chain function {entry.name!r} has no source text to publish: "
+            "register it with FunctionRegistry.register (which keeps the source)"
+        )
+    data = entry.source.encode("utf-8")
+    if keccak256(data) != entry.source_hash:
+        raise InvalidInput(
+            f"the source text of off-chain function {entry.name!r} does not hash to its "
+            f"source hash 0x{entry.source_hash.hex()}: build the entry with "
+            "FunctionRegistry.register"
+        )
+    return store.put(data)
