@@ -209,7 +209,12 @@ async def ingest_mqtt(
 
 
 async def _deploy(
-    ledger: Ledger, folder: Path, nodes: int, locks: int, window: int
+    ledger: Ledger,
+    folder: Path,
+    nodes: int,
+    locks: int,
+    window: int,
+    mode: SigningMode = SigningMode.RING,
 ) -> tuple[str, tuple[NodePlan, ...], Registry, Path]:
     plans = tuple(
         NodePlan(f"node-{i}", ledger.dev_signer(2 + i), party=i % 2) for i in range(nodes)
@@ -230,6 +235,7 @@ async def _deploy(
         qos=QoSLevel.OFFCHAIN_PROOF,
         reaction=Reaction(ReactionKind.PAY_PER_UNIT, 0, 1, 1),
         escrow={0: 10**18},
+        mode=mode,
     )
     book_path = folder / "deployments.sqlite"
     book = DeploymentBook(book_path)
@@ -314,7 +320,6 @@ class NodeJob:
     private_key: bytes
     mqtt: ClientOptions
     database: Path
-    mode: str
     options: NodeOptions
 
 
@@ -348,7 +353,7 @@ def _node_process(job: NodeJob, events: Any, stop: ProcessEvent) -> None:
             )
             async with running_node(
                 ledger, registry, job.agreement, Signer.from_key(job.private_key), job.mqtt,
-                database=job.database, functions=FUNCTIONS, mode=SigningMode(job.mode),
+                database=job.database, functions=FUNCTIONS,
                 options=job.options, on_event=_forwarder(job.index, events),
                 artifacts=job.artifacts,
             ) as service:  # fmt: skip
@@ -366,7 +371,7 @@ def _node_process(job: NodeJob, events: Any, stop: ProcessEvent) -> None:
 async def _three_nodes(
     ledger: Ledger, registry: Registry, folder: Path, ca: CertificateAuthority,
     broker: MosquittoBroker, address: str, plans: tuple[NodePlan, ...], book: Path,
-    mode: SigningMode, separate: bool,
+    separate: bool,
 ) -> AsyncIterator[tuple[Any, Callable[[], None]]]:  # fmt: skip
     """The nodes (in this process, or one process each): their event queue and a stop."""
     options = NodeOptions(gap_timeout=5, protocol_timeout=5, takeover_after=60, compact_wait=2)
@@ -381,7 +386,7 @@ async def _three_nodes(
                             ledger, registry, address, plan.signer,
                             _options(ca, broker, f"svc:node.{plan.id}", folder),
                             database=folder / f"{plan.id}.sqlite", functions=FUNCTIONS,
-                            mode=mode, options=options, on_event=_forwarder(i, events),
+                            options=options, on_event=_forwarder(i, events),
                             artifacts=folder / "artifacts",
                         )
                     )
@@ -406,7 +411,6 @@ async def _three_nodes(
             plan.signer.private_key,
             _options(ca, broker, f"svc:node.{plan.id}", folder),
             folder / f"{plan.id}.sqlite",
-            mode.value,
             options,
         )
         for i, plan in enumerate(plans)
@@ -445,7 +449,7 @@ class ModeResult:
 async def latency(
     ledger: Ledger, folder: Path, windows: int, period: float, mode: SigningMode, separate: bool
 ) -> ModeResult:
-    address, plans, registry, book = await _deploy(ledger, folder, 3, 1, 2)
+    address, plans, registry, book = await _deploy(ledger, folder, 3, 1, 2, mode)
     key = LOCK_KEYS[0]
     declaration = smart_lock_declaration(key.public_key.to_bytes())
     recorded: dict[int, tuple[float, int]] = {}
@@ -454,9 +458,10 @@ async def latency(
     sent: list[float] = []
     async with (
         _platform(folder) as (ca, broker),
-        _three_nodes(
-            ledger, registry, folder, ca, broker, address, plans, book, mode, separate
-        ) as (events, stop),
+        _three_nodes(ledger, registry, folder, ca, broker, address, plans, book, separate) as (
+            events,
+            stop,
+        ),
     ):
 
         def drain() -> None:

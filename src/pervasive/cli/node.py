@@ -5,7 +5,8 @@ The node reads the agreement and its sensors from the chain, resolves ``f`` by n
 service identity ``svc:node.<registry id>`` and runs until interrupted. Its state
 (message log, round journal, window store, update table) lives in
 ``<home>/nodes/<node address>/node.sqlite``, so a node killed at any moment resumes
-where it stopped when started again with the same arguments.
+where it stopped when started again with the same arguments. The agreed source of
+``f`` is put into ``<home>/content`` (``pervasive code get 0x<function_hash>``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import typer
 from rich.markup import escape
 
 from pervasive.cli.session import CliState, run, session, state_of
-from pervasive.errors import ConfigError, InvalidInput, NotFound
+from pervasive.errors import ConfigError, NotFound
 
 if TYPE_CHECKING:
     from pervasive.messaging import ClientCredentials
@@ -91,9 +92,6 @@ def run_node(
     dev_account: Annotated[
         int | None, typer.Option(help="Development account 0-9 (embedded and anvil).")
     ] = None,
-    mode: Annotated[
-        str, typer.Option(help="Signing mode every node uses: ring, leader, fast.")
-    ] = "ring",
     functions: Annotated[
         str, typer.Option(help="Off-chain functions as module:attribute.")
     ] = DEFAULT_FUNCTIONS,
@@ -113,15 +111,11 @@ def run_node(
     """
     from pervasive.contracts.registry import Registry
     from pervasive.messaging import ClientOptions
-    from pervasive.offchain import SigningMode
     from pervasive.offchain.node import NodeOptions
     from pervasive.offchain.node.runner import running_node
+    from pervasive.storage import ContentStore
 
     state = state_of(ctx)
-    try:
-        signing = SigningMode(mode)
-    except ValueError:
-        raise InvalidInput(f"--mode must be ring, leader or fast, not {mode!r}") from None
     registry_functions = load_functions(functions)
     options = NodeOptions(
         gap_timeout=gap_timeout, protocol_timeout=protocol_timeout, takeover_after=takeover_after
@@ -153,7 +147,8 @@ def run_node(
             async with running_node(
                 s.ledger, registry, agreement, signer, mqtt,
                 database=database, functions=registry_functions,
-                mode=signing, options=options, on_event=_print_event, artifacts=s.artifacts,
+                options=options, on_event=_print_event, artifacts=s.artifacts,
+                content=ContentStore(settings.home / "content"),
             ) as service:  # fmt: skip
                 state.console.print(
                     f"node {escape(node.id)} ({signer.address}) runs agreement {agreement} "

@@ -25,6 +25,7 @@ from pervasive.contracts.agreement_terms import (
     QoSLevel,
     Reaction,
     ReactionKind,
+    Signing,
     agreement_domain,
 )
 from pervasive.contracts.compiler import Artifact, compile_contract, compile_source
@@ -70,6 +71,7 @@ __all__ = [
     "RevealEvidence",
     "Sensor",
     "SensorField",
+    "Signing",
     "UpdatePayload",
     "User",
     "agreement_domain",

@@ -37,6 +37,7 @@ from pervasive.errors import InvalidInput
 __all__ = [
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
+    "LEADER_ROTATING",
     "MAX_NODES",
     "MAX_PARTIES",
     "MAX_SENSORS",
@@ -45,6 +46,7 @@ __all__ = [
     "QoSLevel",
     "Reaction",
     "ReactionKind",
+    "Signing",
     "agreement_domain",
 ]
 
@@ -55,7 +57,7 @@ TERMS_TYPE = (
     "Terms(address[] parties,address[] sensors,uint64[] startPoints,uint64 windowSize,"
     "uint64 slidingFactor,string functionName,bytes32 functionHash,address[] nodes,"
     "uint8[] nodeParties,uint8 qos,uint256 reward,uint8 reaction,uint8 payer,uint8 payee,"
-    "uint256 amount,uint64 expiry)"
+    "uint256 amount,uint64 expiry,uint8 signing,uint8 leader)"
 )
 """The EIP-712 type every party signs to approve an agreement."""
 DOMAIN_NAME = "DIVERSITY"
@@ -70,6 +72,21 @@ class QoSLevel(enum.IntEnum):
     NO_PROOF = 0
     OFFCHAIN_PROOF = 1
     ONCHAIN_PROOF = 2
+
+
+class Signing(enum.IntEnum):
+    """How the nodes sign (paper 002, Fig. 2); the order of ``offchain.SigningMode``."""
+
+    RING = 0
+    """Fig. 2A: each proof travels the ring of nodes."""
+    LEADER = 1
+    """A leader collects every proof and everyone's signatures."""
+    FAST = 2
+    """Fig. 2B: the leader piggybacks the agreed ``P_{t-1}`` on round ``t``."""
+
+
+LEADER_ROTATING = 255
+"""``leader`` on-chain for a rotating leader (``nodes[t % n]``)."""
 
 
 class ReactionKind(enum.IntEnum):
@@ -141,11 +158,15 @@ class AgreementTerms:
     reward: int
     reaction: Reaction
     expiry: int
+    signing: Signing = Signing.RING
+    leader: int | None = 0
+    """Index of the leader in ``nodes`` (leader and fast signing); ``None`` rotates it."""
 
     def __post_init__(self) -> None:
         for name in ("parties", "sensors", "nodes"):
             object.__setattr__(self, name, tuple(checksum_address(a) for a in getattr(self, name)))
         object.__setattr__(self, "qos", QoSLevel(self.qos))
+        object.__setattr__(self, "signing", Signing(self.signing))
         object.__setattr__(self, "start_points", tuple(self.start_points))
         object.__setattr__(self, "node_parties", tuple(self.node_parties))
         object.__setattr__(
@@ -174,6 +195,8 @@ class AgreementTerms:
             raise InvalidInput("function_hash is the 32-byte keccak256 of the function's source")
         if self.reward < 0:
             raise InvalidInput("the reward may not be negative")
+        if self.leader is not None and not 0 <= self.leader < len(self.nodes):
+            raise InvalidInput(f"leader {self.leader} is not a node index (None rotates it)")
         r = self.reaction
         if r.kind >= ReactionKind.PAY_FIXED and (
             not (0 <= r.payer < len(self.parties) and 0 <= r.payee < len(self.parties))
@@ -191,8 +214,12 @@ class AgreementTerms:
             list(self.parties), list(self.sensors), list(self.start_points), self.window_size,
             self.sliding_factor, self.function_name, self.function_hash, list(self.nodes),
             list(self.node_parties), int(self.qos), self.reward, int(r.kind), r.payer, r.payee,
-            r.amount, self.expiry,
+            r.amount, self.expiry, int(self.signing), self._leader_code,
         )  # fmt: skip
+
+    @property
+    def _leader_code(self) -> int:
+        return LEADER_ROTATING if self.leader is None else self.leader
 
     @classmethod
     def from_abi(cls, raw: Sequence[Any]) -> AgreementTerms:
@@ -203,6 +230,7 @@ class AgreementTerms:
             function_hash=bytes(raw[6]), nodes=tuple(raw[7]), node_parties=tuple(raw[8]),
             qos=QoSLevel(raw[9]), reward=raw[10],
             reaction=Reaction(ReactionKind(raw[11]), raw[12], raw[13], raw[14]), expiry=raw[15],
+            signing=Signing(raw[16]), leader=None if raw[17] == LEADER_ROTATING else raw[17],
         )  # fmt: skip
 
     def struct_hash(self) -> bytes:
@@ -215,9 +243,11 @@ class AgreementTerms:
             keccak256(self.function_name.encode()), self.function_hash,
             _packed("address", self.nodes), _packed("uint8", self.node_parties), int(self.qos),
             self.reward, int(r.kind), r.payer, r.payee, r.amount, self.expiry,
+            int(self.signing), self._leader_code,
         ]  # fmt: skip
         types = ["bytes32"] * 4 + ["uint64", "uint64", "bytes32", "bytes32", "bytes32", "bytes32"]
         types += ["uint8", "uint256", "uint8", "uint8", "uint8", "uint256", "uint64"]
+        types += ["uint8", "uint8"]
         return keccak256(abi_encode(types, values))
 
     def typed_hash(self, chain_id: int, factory: str) -> TypedDataHash:
@@ -243,7 +273,7 @@ class AgreementTerms:
             "functionHash": self.function_hash, "nodes": list(self.nodes),
             "nodeParties": list(self.node_parties), "qos": int(self.qos), "reward": self.reward,
             "reaction": int(r.kind), "payer": r.payer, "payee": r.payee, "amount": r.amount,
-            "expiry": self.expiry,
+            "expiry": self.expiry, "signing": int(self.signing), "leader": self._leader_code,
         }  # fmt: skip
         return {
             "types": {

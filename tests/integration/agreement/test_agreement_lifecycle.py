@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from agreement_world import World
 
@@ -10,6 +12,7 @@ from pervasive.contracts import (
     QoSLevel,
     Reaction,
     ReactionKind,
+    Signing,
     UpdatePayload,
     compact_signature,
 )
@@ -168,3 +171,18 @@ async def test_only_parties_deposit(world: World) -> None:
     agreement = await world.agreement(qos=QoSLevel.OFFCHAIN_PROOF)
     with pytest.raises(TransactionReverted, match="only a party"):
         await agreement.deposit(world.nodes[0], 10)
+
+
+async def test_the_signing_mode_and_leader_are_terms_every_party_signs(world: World) -> None:
+    rotating = await world.agreement(signing=Signing.FAST, leader=None)
+    assert (rotating.terms.signing, rotating.terms.leader) == (Signing.FAST, None)
+    static = await world.agreement(signing=Signing.LEADER, leader=1)
+    assert (static.terms.signing, static.terms.leader) == (Signing.LEADER, 1)
+    assert static.terms.as_abi()[-2:] == (1, 1)
+    # a leader that is not a node: refused by the wrapper and, signed anyway, by the contract
+    with pytest.raises(InvalidInput, match="not a node index"):
+        world.terms(leader=2)
+    forged = replace(world.terms(), leader=0)
+    object.__setattr__(forged, "leader", 7)  # past the wrapper's own check
+    with pytest.raises(TransactionReverted, match="the leader must be a node index"):
+        await world.factory.create(world.deployer, forged, ["lock-1"], world.approvals(forged))

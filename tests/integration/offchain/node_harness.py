@@ -105,6 +105,7 @@ class Harness:
             qos=qos,
             reaction=Reaction(ReactionKind.PAY_PER_UNIT, payer=0, payee=1, amount=RATE),
             escrow={0: ESCROW},
+            mode=mode,
         )
         registry = await Registry.open(ledger, ledger.dev_signer(0), artifacts=artifacts, book=book)
         agreement = await provision_agreement(
@@ -144,7 +145,6 @@ class Harness:
             self.ledger,
             self.registry,
             self.agreement.address,
-            mode=self.mode,
             artifacts=self.artifacts,
         )
         connection: Any = await self.client(f"svc:node.n{index}")

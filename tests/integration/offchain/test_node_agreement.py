@@ -87,6 +87,7 @@ async def test_honest_nodes_agree_and_the_premium_is_paid(make: Make) -> None:
 async def test_three_nodes_in_leader_mode_agree(make: Make) -> None:
     h = await make(nodes=3, locks=2, mode=SigningMode.LEADER)
     nodes = [await h.node(i) for i in range(3)]
+    assert {n.agreement.mode for n in nodes} == {SigningMode.LEADER}  # read from the terms
     async with running(*nodes):
         await h.publish_month()
         for node in nodes:
@@ -104,6 +105,7 @@ async def test_fast_protocol_records_the_leaders_compact_update_without_an_extra
     )
     nodes = [await h.node(i, options=options) for i in range(3)]
     leader = next(n for n in nodes if n.address == h.agreement.terms.nodes[0])
+    assert {n.agreement.mode for n in nodes} == {SigningMode.FAST}
     async with running(*nodes):
         await h.publish_month()
         # one window: no round 1 to ride on, so P_0 goes alone after compact_wait

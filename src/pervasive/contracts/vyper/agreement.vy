@@ -36,6 +36,13 @@ QOS_NO_PROOF: constant(uint8) = 0
 QOS_OFFCHAIN_PROOF: constant(uint8) = 1
 QOS_ONCHAIN_PROOF: constant(uint8) = 2
 
+# How the nodes sign (paper 002, Fig. 2): ring (2A), leader, fast (2B, the leader
+# piggybacks P_{t-1} on round t); the leader is a node index or LEADER_ROTATING.
+SIGNING_RING: constant(uint8) = 0
+SIGNING_LEADER: constant(uint8) = 1
+SIGNING_FAST: constant(uint8) = 2
+LEADER_ROTATING: constant(uint8) = 255
+
 # The closed set of reactions r_a.
 REACTION_NONE: constant(uint8) = 0
 REACTION_EMIT: constant(uint8) = 1
@@ -58,7 +65,7 @@ TERMS_TYPEHASH: constant(bytes32) = keccak256(
     "Terms(address[] parties,address[] sensors,uint64[] startPoints,uint64 windowSize,"
     "uint64 slidingFactor,string functionName,bytes32 functionHash,address[] nodes,"
     "uint8[] nodeParties,uint8 qos,uint256 reward,uint8 reaction,uint8 payer,uint8 payee,"
-    "uint256 amount,uint64 expiry)"
+    "uint256 amount,uint64 expiry,uint8 signing,uint8 leader)"
 )
 UPDATE_TYPEHASH: constant(bytes32) = keccak256(
     "Update(address agreement,uint256 window,bytes result,bytes32 windowHash,"
@@ -95,6 +102,8 @@ struct Terms:
     payee: uint8
     amount: uint256
     expiry: uint64
+    signing: uint8
+    leader: uint8
 
 
 struct ProofEvidence:
@@ -203,6 +212,8 @@ PAYER_INDEX: immutable(uint8)
 PAYEE_INDEX: immutable(uint8)
 AMOUNT: public(immutable(uint256))
 EXPIRY: public(immutable(uint64))
+SIGNING: public(immutable(uint8))
+LEADER: public(immutable(uint8))
 FACTORY: public(immutable(address))
 DOMAIN_SEPARATOR: public(immutable(bytes32))
 TERMS_HASH: public(immutable(bytes32))
@@ -241,6 +252,8 @@ def __init__(registry: address, terms: Terms, approvals: DynArray[Signature, MAX
     assert terms.qos <= QOS_ONCHAIN_PROOF, "unknown quality of service"
     assert terms.reaction <= REACTION_PAY_PER_UNIT, "unknown reaction"
     assert convert(terms.expiry, uint256) > block.timestamp, "the expiry must be in the future"
+    assert terms.signing <= SIGNING_FAST, "unknown signing mode"
+    assert terms.leader == LEADER_ROTATING or convert(terms.leader, uint256) < n_nodes, "the leader must be a node index or rotating (255)"
     for i: uint256 in range(n_parties, bound=MAX_PARTIES):
         assert terms.parties[i] != empty(address), "a party may not be the zero address"
         for j: uint256 in range(i, bound=MAX_PARTIES):
@@ -287,6 +300,8 @@ def __init__(registry: address, terms: Terms, approvals: DynArray[Signature, MAX
     PAYEE_INDEX = terms.payee
     AMOUNT = terms.amount
     EXPIRY = terms.expiry
+    SIGNING = terms.signing
+    LEADER = terms.leader
     FACTORY = msg.sender
     DOMAIN_SEPARATOR = keccak256(
         abi_encode(DOMAIN_TYPEHASH, keccak256("DIVERSITY"), keccak256("1"), chain.id, self)
@@ -310,6 +325,8 @@ def __init__(registry: address, terms: Terms, approvals: DynArray[Signature, MAX
             terms.payee,
             terms.amount,
             terms.expiry,
+            terms.signing,
+            terms.leader,
         )
     )
     TERMS_HASH = terms_hash
@@ -705,4 +722,6 @@ def terms() -> Terms:
         payee=PAYEE_INDEX,
         amount=AMOUNT,
         expiry=EXPIRY,
+        signing=SIGNING,
+        leader=LEADER,
     )

@@ -40,6 +40,8 @@ struct Terms:
     payee: uint8
     amount: uint256
     expiry: uint64
+    signing: uint8
+    leader: uint8
 
 
 struct Signature:

@@ -10,7 +10,7 @@ the node's own account.
 
 Example::
 
-    loaded = await load_agreement(ledger, registry, "0xAgreement", mode=SigningMode.RING)
+    loaded = await load_agreement(ledger, registry, "0xAgreement")
     port = ContractAgreementPort(loaded.contract, node_signer)
 """
 
@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pervasive.chain import Ledger, Receipt, Signer
-from pervasive.contracts import Agreement, ProofEvidence, Registry, RevealEvidence, Sensor
+from pervasive.contracts import (
+    Agreement,
+    ProofEvidence,
+    Registry,
+    RevealEvidence,
+    Sensor,
+    Signing,
+)
 from pervasive.crypto import PublicKey
 from pervasive.errors import InvalidInput
 from pervasive.offchain.agreement import AgreementSpec, QoS, SigningMode
@@ -43,20 +50,28 @@ class LoadedAgreement:
     sensor_ids: tuple[str, ...]
 
 
+MODE_OF = {
+    Signing.RING: SigningMode.RING,
+    Signing.LEADER: SigningMode.LEADER,
+    Signing.FAST: SigningMode.FAST,
+}
+"""The off-chain signing mode of each on-chain ``signing`` term."""
+SIGNING_OF = {mode: signing for signing, mode in MODE_OF.items()}
+"""The on-chain ``signing`` term of each off-chain signing mode."""
+
+
 async def load_agreement(
     ledger: Ledger,
     registry: Registry,
     address: str,
     *,
-    mode: SigningMode = SigningMode.RING,
-    static_leader: int | None = 0,
     artifacts: Path | None = None,
 ) -> LoadedAgreement:
     """Read agreement ``address`` and the declarations of its sensors from the registry.
 
-    ``mode`` and ``static_leader`` are how the nodes sign (every node of the agreement
-    must run the same); ``artifacts`` caches the compiled ABI. Raises
-    :class:`InvalidInput` if a sensor is not in the registry.
+    How the nodes sign (mode and leader) comes from the terms every party signed, so
+    the nodes of an agreement cannot disagree on it; ``artifacts`` caches the compiled
+    ABI. Raises :class:`InvalidInput` if a sensor is not in the registry.
 
     Example: ``loaded = await load_agreement(ledger, registry, address)``.
     """
@@ -89,8 +104,8 @@ async def load_agreement(
         function_name=terms.function_name,
         function_hash=terms.function_hash,
         qos=QoS(int(terms.qos)),
-        mode=mode,
-        static_leader=static_leader,
+        mode=MODE_OF[terms.signing],
+        static_leader=terms.leader,
         parties=terms.parties,
     )
     return LoadedAgreement(contract, spec, tuple(ids))

@@ -36,8 +36,10 @@ from pervasive.contracts import (
     SensorField,
 )
 from pervasive.crypto import PrivateKey
+from pervasive.offchain.agreement import SigningMode
 from pervasive.offchain.declaration import SensorDeclaration
 from pervasive.offchain.functions import OffchainFunction
+from pervasive.offchain.node.chain import SIGNING_OF
 
 __all__ = [
     "AgreementPlan",
@@ -94,6 +96,10 @@ class AgreementPlan:
     escrow: Mapping[int, int] = field(default_factory=dict)
     """Wei each party (by index) deposits once the agreement is active."""
     start_points: Sequence[int] | None = None
+    mode: SigningMode = SigningMode.RING
+    """How the nodes sign; part of the terms every party signs."""
+    static_leader: int | None = 0
+    """The leader's index in ``nodes`` (leader and fast modes); ``None`` rotates it."""
 
 
 async def _register(registry: Registry, plan: AgreementPlan) -> None:
@@ -150,6 +156,8 @@ async def provision_agreement(
         reward=plan.reward,
         reaction=plan.reaction,
         expiry=plan.expiry,
+        signing=SIGNING_OF[plan.mode],
+        leader=plan.static_leader,
     )
     approvals = [factory.sign_terms(PrivateKey(p.signer.private_key), terms) for p in plan.parties]
     agreement = await factory.create(deployer, terms, [s.id for s in plan.sensors], approvals)
