@@ -141,9 +141,15 @@ class PrivateKey:
             raise InvalidInput("a private key is 64 hexadecimal digits") from exc
 
     @cached_property
+    def curve_key(self) -> coincurve.PrivateKey:
+        """The libsecp256k1 key, built once: building one derives the public key (~50 µs),
+        which every signature would otherwise pay again."""
+        return coincurve.PrivateKey(self.secret)
+
+    @cached_property
     def public_key(self) -> PublicKey:
         """The matching public key."""
-        point = coincurve.PrivateKey(self.secret).public_key
+        point = self.curve_key.public_key
         return PublicKey(point.format(compressed=False)[1:])
 
     @cached_property

@@ -95,7 +95,7 @@ def unsafe_sign_hash(key: PrivateKey, digest: bytes) -> Signature:
     """
     if len(digest) != 32:
         raise InvalidInput(f"a digest is 32 bytes, got {len(digest)}")
-    raw = coincurve.PrivateKey(key.secret).sign_recoverable(digest, hasher=None)
+    raw = key.curve_key.sign_recoverable(digest, hasher=None)
     return Signature.from_bytes(raw)
 
 
