@@ -181,6 +181,13 @@ class Ledger:
         A revert raises :class:`TransactionReverted` with its reason; any other refusal
         (e.g. insufficient funds for ``value``) raises :class:`TransactionRefused`.
         """
+        wire: dict[str, Any] = {"from": sender, "data": "0x" + data.hex(), "value": hex(value)}
+        if to:
+            wire["to"] = to
+        response = await self._request("eth_estimateGas", [wire])
+        if response is not None and "result" in response:
+            return int(response["result"], 16)
+        # not over HTTP, or refused: web3 classifies the error and decodes a revert reason
         tx: dict[str, Any] = {"from": sender, "data": data, "value": value}
         if to:
             tx["to"] = to
@@ -235,6 +242,12 @@ class Ledger:
 
     async def receipt(self, tx_hash: str) -> Receipt | None:
         """The receipt of ``tx_hash``, or ``None`` while it is pending (or unknown)."""
+        response = await self._request("eth_getTransactionReceipt", [tx_hash])
+        if response is not None:
+            if "error" in response:
+                raise ChainUnavailable(f"the node failed a receipt query: {response['error']}")
+            result = response.get("result")
+            return Receipt.from_rpc(result) if result else None
         try:
             raw = await self._guard(self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
         except TransactionNotFound:
@@ -329,6 +342,13 @@ class Ledger:
         :class:`ChainUnavailable` when the node cannot be reached (it may or may not
         have received the transaction).
         """
+        response = await self._request("eth_sendRawTransaction", ["0x" + raw.hex()])
+        if response is not None:
+            error = response.get("error")
+            if error:
+                message = error.get("message", error) if isinstance(error, dict) else error
+                raise TransactionRefused(str(message))
+            return str(response["result"])
         try:
             return _hexstr(await self._guard(self.w3.eth.send_raw_transaction(raw)))
         except (Web3RPCError, ContractLogicError) as exc:
@@ -352,6 +372,18 @@ class Ledger:
             TransactionRefused(str(r)) if isinstance(r, Exception) else str(r)
             for r in await self._batch(calls)
         ]
+
+    async def _request(self, method: str, params: list[Any]) -> dict[str, Any] | None:
+        """One JSON-RPC request straight to an HTTP node, or ``None`` for other providers.
+
+        web3.py's method formatters and middleware cost more than the node's own work on
+        the hot path of an update (estimate, send, receipt: measured 15 ms against 7 ms
+        for ``eth_estimateGas`` on anvil), so those three calls skip them over HTTP.
+        """
+        provider = self.w3.provider
+        if not isinstance(provider, AsyncHTTPProvider):
+            return None
+        return dict(await self._guard(provider.make_request(method, params)))
 
     async def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """One JSON-RPC batch over HTTP: each item is a result or the node's error."""
