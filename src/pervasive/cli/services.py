@@ -59,14 +59,15 @@ def run_broker(ctx: typer.Context, *, port: _PORT = None) -> None:
     async def go() -> None:
         broker = create_broker(settings, ca.broker_credentials(), ca.active_identities)
         async with broker:
+            # the admitted list first: whoever starts on the line below waits on that file
+            seen = _identity_state(ca)
+            _write_admitted(admitted, seen[0])
             state.console.print(
                 f"{type(broker).__name__} listening on {settings.mqtt_host}:{broker.port} "
                 f"(TLS, client certificates of {escape(str(ca.directory))}); Ctrl-C stops it",
                 highlight=False,
                 soft_wrap=True,
             )
-            seen = _identity_state(ca)
-            _write_admitted(admitted, seen[0])
             while True:  # certificates issued or revoked by other processes
                 await asyncio.sleep(_WATCH_SECONDS)
                 if (current := _identity_state(ca)) != seen:

@@ -72,17 +72,23 @@ def device_credentials(home: Path) -> ClientCredentials:
 
 
 async def update_and_read(
-    credentials: ClientCredentials, port: int, desired: dict[str, object]
+    credentials: ClientCredentials, port: int, desired: dict[str, object], token: str
 ) -> dict[str, object]:
+    """Update and return the reply carrying ``token``, as AWS IoT clients correlate replies.
+
+    Replies are at least once: a service restarted after committing a reply it had not
+    yet published sends it again, so an earlier request's reply may come first.
+    """
     prefix = "$aws/things/thermo-1/shadow"
     async with MqttClient(ClientOptions("127.0.0.1", port, credentials)) as device:
         await device.subscribe(f"{prefix}/update/accepted")
-        body = {"state": {"desired": desired}, "clientToken": "t-1"}
+        body = {"state": {"desired": desired}, "clientToken": token}
         await device.publish(f"{prefix}/update", json.dumps(body).encode(), qos=1)
         async with asyncio.timeout(15):
             async for message in device.messages():
                 reply: dict[str, object] = json.loads(message.payload)
-                return reply
+                if reply.get("clientToken") == token:
+                    return reply
     raise AssertionError("no reply")
 
 
@@ -96,7 +102,7 @@ def test_broker_and_shadow_service_serve_a_device_and_keep_its_shadow(tmp_path: 
         shadow = start(home, "shadow", "run", "--port", str(port))
         try:
             wait_for_line(shadow, "shadow service on")
-            reply = asyncio.run(update_and_read(device, port, {"setpoint": 21}))
+            reply = asyncio.run(update_and_read(device, port, {"setpoint": 21}, "t-1"))
         except BaseException:
             shadow.kill()
             shadow.communicate()
@@ -114,7 +120,7 @@ def test_broker_and_shadow_service_serve_a_device_and_keep_its_shadow(tmp_path: 
 
         restarted = start(home, "shadow", "run", "--port", str(port))
         wait_for_line(restarted, "shadow service on")
-        assert asyncio.run(update_and_read(device, port, {"setpoint": 22}))["version"] == 2
+        assert asyncio.run(update_and_read(device, port, {"setpoint": 22}, "t-2"))["version"] == 2
         interrupt(restarted)
     finally:
         out = interrupt(broker) if broker.poll() is None else ""
