@@ -43,6 +43,7 @@ from pervasive.crypto import (
     typed_data_digest,
 )
 from pervasive.errors import InvalidInput, InvalidSignature
+from pervasive.offchain.proofs_body import decode_rows, encode_rows
 
 __all__ = [
     "PROOF_TYPE",
@@ -265,21 +266,23 @@ def encode_proofs_body(
     compact: CompactUpdate | None = None,
     compact_signatures: Mapping[str, Signature] | None = None,
 ) -> bytes:
-    """Body of PROOF_* and LEADER_BUNDLE messages: proofs, then an optional compact update."""
-    rows = [
+    """Body of PROOF_* and LEADER_BUNDLE messages: proofs, then an optional compact update.
+
+    ``abi_encode(_PROOFS_BODY, ...)``, written by :mod:`pervasive.offchain.proofs_body`.
+    """
+    rows = tuple(
         (
-            p.author,
+            _address_bytes(p.author),
             p.proof.commitment,
             p.proof.window_hash,
-            list(p.signatures),
-            [s.to_bytes() for s in p.signatures.values()],
+            tuple(_address_bytes(s) for s in p.signatures),
+            tuple(s.to_bytes() for s in p.signatures.values()),
         )
         for p in proofs
-    ]
+    )
     signatures = compact_signatures or {}
-    return abi_encode(
-        _PROOFS_BODY,
-        [
+    return encode_rows(
+        (
             rows,
             compact is not None,
             compact.window if compact else 0,
@@ -287,10 +290,17 @@ def encode_proofs_body(
             compact.window_hash if compact else bytes(32),
             compact.proofs_hash if compact else bytes(32),
             compact.data_hash if compact else bytes(32),
-            list(signatures),
-            [s.to_bytes() for s in signatures.values()],
-        ],
+            tuple(_address_bytes(s) for s in signatures),
+            tuple(s.to_bytes() for s in signatures.values()),
+        )
     )
+
+
+def _address_bytes(address: str) -> bytes:
+    raw = bytes.fromhex(address.removeprefix("0x"))
+    if len(raw) != 20:
+        raise InvalidInput(f"{address!r} is not a 20-byte address")
+    return raw
 
 
 def decode_proofs_body(
@@ -309,9 +319,9 @@ def decode_proofs_body(
 def _decode_proofs_body(
     body: bytes, agreement: str, window: int
 ) -> tuple[tuple[SignedProof, ...], CompactUpdate | None, dict[str, Signature]]:
-    rows, has_compact, c_window, c_result, c_hash, c_proofs, c_data, c_signers, c_sigs = abi_decode(
-        _PROOFS_BODY, body
-    )
+    fast = decode_rows(body)  # canonical bodies (all our nodes write) without eth-abi
+    values = fast if fast is not None else abi_decode(_PROOFS_BODY, body)
+    rows, has_compact, c_window, c_result, c_hash, c_proofs, c_data, c_signers, c_sigs = values
     proofs = []
     for author, commit, window_hash, signers, sigs in rows:
         if len(signers) != len(sigs) or len(set(signers)) != len(signers):
