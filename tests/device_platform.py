@@ -16,6 +16,7 @@ are dropped, so tests provision before they connect.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,24 @@ from pathlib import Path
 import pytest
 
 from pervasive.devices import DeviceFolder
-from pervasive.messaging import ClientOptions, MosquittoBroker, find_mosquitto
+from pervasive.messaging import (
+    ClientOptions,
+    MosquittoBroker,
+    MqttClient,
+    MqttMessage,
+    find_mosquitto,
+)
 from pervasive.pki import CertificateAuthority
+
+
+async def receive(client: MqttClient, count: int, timeout: float = 10.0) -> list[MqttMessage]:
+    """The next ``count`` messages of ``client`` (TimeoutError if they do not come)."""
+    received: list[MqttMessage] = []
+    stream = client.messages()
+    async with asyncio.timeout(timeout):
+        while len(received) < count:
+            received.append(await anext(stream))
+    return received
 
 
 @dataclass

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from device_platform import DevicePlatform
-from pervasive.messaging import MqttClient, MqttMessage
+from device_platform import DevicePlatform, receive
+from pervasive.messaging import MqttClient
 from pervasive.shadow import ShadowService, ShadowStore
 
 pytestmark = [
@@ -51,16 +51,6 @@ def pub(
     return subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
 
 
-async def next_messages(client: MqttClient, count: int, timeout: float = 5.0) -> list[MqttMessage]:
-    """The next ``count`` messages ``client`` receives (TimeoutError if they do not come)."""
-    received: list[MqttMessage] = []
-    stream = client.messages()
-    async with asyncio.timeout(timeout):
-        while len(received) < count:
-            received.append(await anext(stream))
-    return received
-
-
 async def test_mosquitto_clients_allowed_denied_and_revoked(
     device_platform: DevicePlatform,
 ) -> None:
@@ -89,9 +79,7 @@ async def test_mosquitto_clients_allowed_denied_and_revoked(
         assert sent.returncode == 0 and sent.stderr == ""
         out, _ = await asyncio.to_thread(own_listener.communicate, timeout=10)
         assert own_listener.returncode == 0 and out.strip().splitlines() == [f"{lock_2} locked"]
-        assert [(m.topic, m.payload) for m in await next_messages(monitor, 1)] == [
-            (lock_2, b"locked")
-        ]
+        assert [(m.topic, m.payload) for m in await receive(monitor, 1)] == [(lock_2, b"locked")]
 
         device_platform.ca.revoke_identity("lock-2")
         await device_platform.broker.settle()  # mosquitto reloaded the CRL and the ACL
@@ -116,9 +104,9 @@ async def test_mosquitto_clients_allowed_denied_and_revoked(
 
         # lock-1 is untouched; nothing of lock-2 arrived after its revocation
         assert pub(device_platform, "lock-1", own, "22.0").returncode == 0
-        assert [(m.topic, m.payload) for m in await next_messages(monitor, 1)] == [(own, b"22.0")]
+        assert [(m.topic, m.payload) for m in await receive(monitor, 1)] == [(own, b"22.0")]
         with pytest.raises(TimeoutError):
-            await next_messages(monitor, 1, timeout=0.3)
+            await receive(monitor, 1, timeout=0.3)
 
 
 async def test_aws_iot_device_sdk_shadow_round_trip(device_platform: DevicePlatform) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from device_platform import receive
 from pervasive.devices import (
     ActuatorSpec,
     Device,
@@ -20,7 +21,6 @@ from pervasive.devices import (
 from pervasive.devices.simulator import LOCATION_SENSOR, SimulationPlan, Simulator
 from pervasive.errors import SchemaViolation
 from pervasive.messaging import MqttClient, shadow_topic
-from pervasive.messaging.port import MqttMessage
 from pervasive.shadow import ShadowService, ShadowStore
 
 if TYPE_CHECKING:  # the fixture's type; conftest.py is not importable by name
@@ -28,15 +28,6 @@ if TYPE_CHECKING:  # the fixture's type; conftest.py is not importable by name
 
 pytestmark = pytest.mark.mosquitto
 THERMO = SensorSpec("thermo", "temperature", (("celsius", "int64"), ("time", "uint64")))
-
-
-async def collect(client: MqttClient, count: int, timeout: float = 10.0) -> list[MqttMessage]:
-    out: list[MqttMessage] = []
-    stream = client.messages()
-    async with asyncio.timeout(timeout):
-        while len(out) < count:
-            out.append(await anext(stream))
-    return out
 
 
 async def test_readings_are_signed_in_order_and_survive_going_offline(
@@ -57,7 +48,7 @@ async def test_readings_are_signed_in_order_and_survive_going_offline(
             assert device.pending == 2
             await device.connect()
             await device.flush(timeout=10)
-            received = await collect(monitor, 3)
+            received = await receive(monitor, 3)
     readings = [verifier.verify(m.payload) for m in received]
     assert [(r.sequence, r.values[0]) for r in readings] == [(0, 21), (1, 22), (2, 23)]
     assert {parse_sensor_topic(m.topic) for m in received} == {("thermo-1", "thermo")}
@@ -85,7 +76,7 @@ async def test_the_shadow_drives_an_actuator_and_gets_the_report(
         await gateway.publish(
             shadow_topic("lock-1", "update"), b'{"state":{"desired":{"door":"open"}}}'
         )
-        await collect(gateway, 1)
+        await receive(gateway, 1)
         (folder,) = await device_platform.provision("lock-1")
         device = Device(
             "lock-1",
@@ -95,7 +86,7 @@ async def test_the_shadow_drives_an_actuator_and_gets_the_report(
             actuators=[ActuatorSpec("door", door)],
         )
         async with device:
-            (documents,) = await collect(gateway, 1)
+            (documents,) = await receive(gateway, 1)
         task.cancel()
     current = json.loads(documents.payload)["current"]["state"]
     assert moved == ["open"]
@@ -113,7 +104,7 @@ async def test_simulated_devices_lose_nothing_across_random_disconnects(
         report = await Simulator(plan, provision=device_platform.folder, host="127.0.0.1",
                                  port=device_platform.broker.port).run()  # fmt: skip
         assert report.disconnects > 0 and report.pending == 0
-        received = await collect(monitor, report.published)
+        received = await receive(monitor, report.published)
     verifier = ReadingVerifier(
         LOCATION_SENSOR.declaration(device_platform.folder(d).signing_key("location").public_key)
         for d in plan.device_ids()
@@ -144,7 +135,7 @@ async def test_a_batch_of_readings_arrives_whole_in_order_with_a_window(
             await device.flush(timeout=10)
             readings: dict[int, Reading] = {}  # at least once: a window in flight at the
             while len(readings) < 60:  # disconnect is sent again; q tells copies apart
-                (message,) = await collect(monitor, 1)
+                (message,) = await receive(monitor, 1)
                 reading = verifier.verify(message.payload)
                 readings.setdefault(reading.sequence, reading)
     assert sequences == list(range(50))  # the refused batch took no sequence number

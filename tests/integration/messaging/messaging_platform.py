@@ -12,7 +12,6 @@ Imported by name (``from messaging_platform import ...``): every test folder has
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,8 +24,6 @@ from pervasive.messaging import (
     ClientOptions,
     EmbeddedBroker,
     MosquittoBroker,
-    MqttClient,
-    MqttMessage,
     find_mosquitto,
 )
 from pervasive.messaging.topics import is_service_identity
@@ -86,13 +83,3 @@ async def _platform(kind: str, root: Path) -> AsyncIterator[Platform]:
     finally:
         await broker.stop()
         ca.close()
-
-
-async def receive(client: MqttClient, count: int, timeout: float = 5.0) -> list[MqttMessage]:
-    """The next ``count`` messages of ``client`` (TimeoutError if they do not come)."""
-    received: list[MqttMessage] = []
-    stream = client.messages()
-    async with asyncio.timeout(timeout):
-        while len(received) < count:
-            received.append(await anext(stream))
-    return received

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
-from messaging_platform import Platform, receive
+from messaging_platform import Platform
 
+from device_platform import receive
 from pervasive.messaging import (
     ConnectionRefused,
     MqttClient,

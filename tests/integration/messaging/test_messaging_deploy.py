@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from messaging_platform import NO_MOSQUITTO, receive
+from messaging_platform import NO_MOSQUITTO
 
+from device_platform import receive
 from pervasive.messaging import (
     BrokerUnavailable,
     ClientCredentials,
