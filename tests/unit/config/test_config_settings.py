@@ -236,6 +236,8 @@ def test_cli_flags_override_a_broken_file_setting(clean: Path) -> None:
     home = clean / "data"
     listed = runner.invoke(app, ["--home", str(home), "--backend", "embedded", "account", "list"])
     assert listed.exit_code == 0, listed.output
-    assert "Accounts in" in listed.output and "keystore" in listed.output
+    # rich wraps a table's title to the table's width: compare without the line breaks
+    flat = "".join(listed.output.split())
+    assert "Accountsin" in flat and str(home / "keystore") in flat
     assert home.is_dir()  # the flag's data directory, not ./.pervasive
     assert not (clean / ".pervasive").exists()
