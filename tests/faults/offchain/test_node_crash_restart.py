@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -82,10 +83,47 @@ async def until(check: object, timeout: float) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_a_node_killed_mid_round_restarts_without_losing_or_repeating(
-    anvil_ledger: Ledger, tmp_path: Path, artifacts: Path
-) -> None:
-    ledger = anvil_ledger
+@dataclass
+class NodeB:
+    """Node B as its own ``pervasive node run`` process, killed and restarted at will."""
+
+    command: list[str]
+    database: Path
+    lines: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PERVASIVE_PASSWORD": PASSWORD}
+        self.process = subprocess.Popen(
+            self.command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        threading.Thread(target=_pump, args=(self.process, self.lines), daemon=True).start()
+
+    async def running(self, times: int) -> None:
+        """Until B said ``runs agreement`` ``times`` times (once per start)."""
+        await until(lambda: sum("runs agreement" in line for line in self.lines) == times, 60)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+async def _world(ledger: Ledger, tmp_path: Path, artifacts: Path) -> tuple[Harness, NodeB]:
+    """The agreement (two nodes) and node B's home, keystore and command line."""
     home = tmp_path / "node-b-home"
     (home / "artifacts").mkdir(parents=True)
     for compiled in artifacts.iterdir():
@@ -93,28 +131,26 @@ async def test_a_node_killed_mid_round_restarts_without_losing_or_repeating(
     book = DeploymentBook(home / "deployments.sqlite")
     h = await Harness.create(ledger, tmp_path / "harness", artifacts, nodes=2, book=book)
     book.close()
+    signer_b = h.node_signers[0]
+    Keystore(home / "keystore", kdf_iterations=2).store("node-b", signer_b, PASSWORD)
+    credentials = h.options("svc:node.node-0").credentials
+    await h.broker.settle()
+    command = [
+        str(Path(sys.executable).parent / "pervasive"), "--home", str(home), "--backend", "rpc",
+        "--rpc-url", ledger.url or "", "node", "run", "--agreement", h.agreement.address,
+        "--account", "node-b", "--credentials", str(credentials.cert_file.parent),
+        "--mqtt-port", str(h.broker.port), "--protocol-timeout", "1", "--takeover-after", "2",
+    ]  # fmt: skip
+    database = home / "nodes" / signer_b.address.lower() / "node.sqlite"
+    return h, NodeB(command, database)
+
+
+async def test_a_node_killed_mid_round_restarts_without_losing_or_repeating(
+    anvil_ledger: Ledger, tmp_path: Path, artifacts: Path
+) -> None:
+    h, b = await _world(anvil_ledger, tmp_path, artifacts)
+    database = b.database
     try:
-        signer_b = h.node_signers[0]
-        Keystore(home / "keystore", kdf_iterations=2).store("node-b", signer_b, PASSWORD)
-        credentials = h.options("svc:node.node-0").credentials
-        database = home / "nodes" / signer_b.address.lower() / "node.sqlite"
-        command = [
-            str(Path(sys.executable).parent / "pervasive"), "--home", str(home), "--backend", "rpc",
-            "--rpc-url", ledger.url or "", "node", "run", "--agreement", h.agreement.address,
-            "--account", "node-b", "--credentials", str(credentials.cert_file.parent),
-            "--mqtt-port", str(h.broker.port), "--protocol-timeout", "1", "--takeover-after", "2",
-        ]  # fmt: skip
-        env = {**os.environ, "PERVASIVE_PASSWORD": PASSWORD}
-
-        lines: list[str] = []
-
-        def start_b() -> subprocess.Popen[bytes]:
-            process = subprocess.Popen(
-                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-            )
-            threading.Thread(target=_pump, args=(process, lines), daemon=True).start()
-            return process
-
         gates: list[Gate] = []
 
         def gate(connection: object) -> Gate:
@@ -123,18 +159,17 @@ async def test_a_node_killed_mid_round_restarts_without_losing_or_repeating(
 
         a = await h.node(1, wrap=gate)
         await a.start()
-        b = start_b()
+        b.start()
         try:
-            await until(lambda: any("runs agreement" in line for line in lines), 60)
+            await b.running(1)
             await h.publish_month()
             await until(lambda: (journal_secret(database, 0) or (b"", ""))[1] == "open", 60)
             committed = journal_secret(database, 0)
-            b.send_signal(signal.SIGKILL)
-            b.wait(timeout=10)
-            b = start_b()
+            b.kill()
+            b.start()
             # A hears nothing until B is back: B's restart time (seconds on a loaded
             # machine) must not count against A's protocol timeout
-            await until(lambda: sum("runs agreement" in line for line in lines) == 2, 60)
+            await b.running(2)
             gates[0].open()
             await a.wait_for(lambda s: any(e.kind == "agreed" for e in s.events), timeout=60)
             await until(lambda: (journal_secret(database, 0) or (b"", ""))[1] == "agreed", 60)
@@ -146,25 +181,69 @@ async def test_a_node_killed_mid_round_restarts_without_losing_or_repeating(
             insurer = h.agreement.terms.parties[1]
             assert await h.agreement.credit_of(insurer) == RATE * h.month.total_seconds
             # a second crash after the update: the restarted node must not send it again
-            b.send_signal(signal.SIGKILL)
-            b.wait(timeout=10)
-            b = start_b()
-            await until(lambda: sum("runs agreement" in line for line in lines) == 3, 60)
+            b.kill()
+            b.start()
+            await b.running(3)
             await asyncio.sleep(3)
             assert len(await h.agreement.records()) == 1
             assert a.stats.updates_sent == 0
         finally:
-            b.send_signal(signal.SIGTERM)
-            try:
-                b.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                b.kill()
+            b.stop()
             await a.stop()
-        output = "".join(lines)
-        assert "stopped:" in output, output
-        assert output.count("updates sent") == 1, output
+        assert "stopped:" in b.output, b.output
+        assert b.output.count("updates sent") == 1, b.output
     finally:
         await h.close()
+
+
+async def test_messages_sent_while_a_node_is_down_reach_it_after_its_restart(
+    anvil_ledger: Ledger, tmp_path: Path, artifacts: Path
+) -> None:
+    """Half the window arrives, B is killed, the rest is published while B is down.
+
+    B keeps the first half in its message log and the broker keeps the rest for its
+    durable session: after the restart B builds the same window as A, they agree, and
+    exactly one update pays the true rental time.
+    """
+    h, b = await _world(anvil_ledger, tmp_path, artifacts)
+    messages = [(lock, m.encode()) for lock, m in h.lock_messages()]
+    half = len(messages) // 2
+    try:
+        a = await h.node(1)
+        await a.start()
+        b.start()
+        try:
+            await b.running(1)
+            await h.publish(messages[:half])
+            await until(lambda: _logged(b.database) == half, 60)
+            b.kill()
+            await h.publish(messages[half:])  # B is down: the broker queues them for it
+            b.start()
+            await b.running(2)
+            await until(lambda: _recorded(b.database), 60)
+            await a.wait_for(lambda s: any(e.kind == "agreed" for e in s.events), timeout=60)
+            assert _logged(b.database) == len(messages)  # none lost, none twice
+            assert len(await h.agreement.records()) == 1
+            assert await h.agreement.dispute_count() == 0
+            insurer = h.agreement.terms.parties[1]
+            assert await h.agreement.credit_of(insurer) == RATE * h.month.total_seconds
+        finally:
+            b.stop()
+            await a.stop()
+    finally:
+        await h.close()
+
+
+def _logged(database: Path) -> int:
+    """Sensor messages in B's durable message log."""
+    if not database.exists():
+        return 0
+    with sqlite3.connect(database) as db:
+        try:
+            (count,) = db.execute("SELECT COUNT(*) FROM node_sensor_messages").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+    return int(count)
 
 
 def _recorded(database: Path) -> bool:
