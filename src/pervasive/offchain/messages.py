@@ -240,7 +240,7 @@ class MessageKind(enum.IntEnum):
     WINDOW_REQUEST = 8
     """A party or node asks for the stored ``w[t]`` (off-chain proof of storage)."""
     WINDOW_DATA = 9
-    """A node's answer: ``(uint64 nonce, bool held, bytes data)`` (``node/window_requests.py``)."""
+    """A node's answer (the request's nonce in the envelope): ``(bool held, bytes data)``."""
 
 
 _PROOF_TUPLE = "(address,bytes32,bytes32,address[],bytes[])"

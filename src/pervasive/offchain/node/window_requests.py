@@ -12,9 +12,9 @@ agreement's EIP-712 domain (so a request cannot be replayed against another agre
 
 - request, kind ``WINDOW_REQUEST``, body empty, ``window`` = ``t``, signed by the
   requester, published on the node's ``window_request_topic`` (``transport.py``);
-- reply, kind ``WINDOW_DATA``, body ``abi_encode(uint64 nonce, bool held, bytes data)``
-  with the request's nonce and ``data`` = :meth:`WindowData.encode` of ``w[t]``, signed
-  by the node, published on the requester's ``window_reply_topic``.
+- reply, kind ``WINDOW_DATA``, the request's nonce in the signed envelope, body
+  ``abi_encode(bool held, bytes data)`` with ``data`` = :meth:`WindowData.encode` of
+  ``w[t]``, signed by the node, published on the requester's ``window_reply_topic``.
 
 :class:`WindowServer` (sans-I/O) turns a request into a reply; a request from anyone
 who is neither a party nor a node, or badly signed, is refused and counted.
@@ -39,12 +39,13 @@ from pervasive.messaging.port import MqttConnection
 from pervasive.offchain.agreement import AgreementSpec
 from pervasive.offchain.messages import MessageKind, ProtocolMessage, decode_protocol_message
 from pervasive.offchain.node.transport import window_reply_topic, window_request_topic
+from pervasive.offchain.node.updates import pack_window
 from pervasive.offchain.qos import WindowStore
 from pervasive.offchain.window_data import WindowData
 
 __all__ = ["NotAuthorised", "WindowServer", "fetch_window"]
 
-_REPLY_BODY = ["uint64", "bool", "bytes"]
+_REPLY_BODY = ["bool", "bytes"]
 
 
 class NotAuthorised(UserError, PermissionError):
@@ -92,7 +93,7 @@ class WindowServer:
             data, held = b"", False
             self.not_held += 1
         else:
-            data, held = WindowData.from_windows(windows, self._agreement.sensors).encode(), True
+            data, held = pack_window(windows, self._agreement), True
             self.served += 1
         reply = ProtocolMessage.create(
             self._key,
@@ -101,7 +102,7 @@ class WindowServer:
             window=request.window,
             kind=MessageKind.WINDOW_DATA,
             nonce=request.nonce,
-            body=abi_encode(_REPLY_BODY, [request.nonce, held, data]),
+            body=abi_encode(_REPLY_BODY, [held, data]),
         )
         return window_reply_topic(self._agreement.address, request.sender), reply.encode()
 
@@ -157,19 +158,15 @@ async def fetch_window(
             reply = decode_protocol_message(message.payload)
             if reply.nonce != nonce or reply.kind is not MessageKind.WINDOW_DATA:
                 continue  # an answer to an earlier request
-            return _opened(reply, agreement, node, t, nonce)
+            return _opened(reply, agreement, node, t)
     raise TimeoutError(f"node {node} did not answer")  # pragma: no cover - the stream is endless
 
 
-def _opened(
-    reply: ProtocolMessage, agreement: AgreementSpec, node: str, t: int, nonce: int
-) -> WindowData:
+def _opened(reply: ProtocolMessage, agreement: AgreementSpec, node: str, t: int) -> WindowData:
     if reply.sender != node or reply.window != t or reply.agreement != agreement.address:
         raise InvalidInput(f"the reply is from {reply.sender} for window {reply.window}")
     reply.verify(agreement.domain_separator)
-    echoed, held, data = abi_decode(_REPLY_BODY, reply.body)
-    if echoed != nonce:
-        raise InvalidInput("the reply's body answers another request")
+    held, data = abi_decode(_REPLY_BODY, reply.body)
     if not held:
         raise NotFound(f"node {node} does not hold window {t} (its QoS drops windows)")
     window = WindowData.decode(data)
