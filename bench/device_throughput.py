@@ -15,7 +15,7 @@ processes each run a share of the devices with the device SDK; consumer processe
 - Consumers: each checks every message with the intermediate node's
   :class:`pervasive.offchain.node.SensorVerifier` (canonical encoding, declared key
   and kind, values as declared, secp256k1 signature) and the node's
-  :class:`pervasive.offchain.sequence.SequenceTracker` (each ``q`` once, in order per
+  :class:`pervasive.sensing.sequence.SequenceTracker` (each ``q`` once, in order per
   sensor; redeliveries are refused as replays and counted). With several consumers
   the devices are partitioned between them by topic, so each sensor's sequence is
   checked in one place. The run fails unless the consumers saw exactly
@@ -52,9 +52,9 @@ from pervasive.devices import Device, DeviceFolder, sign_reading
 from pervasive.devices.simulator import LOCATION_SENSOR
 from pervasive.errors import ReplayedMessage
 from pervasive.messaging import ClientCredentials, ClientOptions, MosquittoBroker, MqttClient
-from pervasive.offchain.node import SensorVerifier
-from pervasive.offchain.sequence import SequenceTracker
 from pervasive.pki import CertificateAuthority
+from pervasive.sensing import SensorVerifier
+from pervasive.sensing.sequence import SequenceTracker
 
 RESULTS = Path(__file__).parent / "results"
 CSV_FILE = RESULTS / "device_throughput.csv"

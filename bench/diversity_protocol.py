@@ -53,10 +53,11 @@ from typing import Any
 from pervasive.apps.smartlock import FUNCTIONS, RENTAL_TIME, smart_lock_declaration
 from pervasive.chain import Ledger, Signer, open_ledger
 from pervasive.config import Settings
-from pervasive.contracts import DeploymentBook, QoSLevel, Reaction, ReactionKind, Registry
+from pervasive.contracts import DeploymentBook, Registry
 from pervasive.crypto import PrivateKey
+from pervasive.domain import AgreementTerms, QoS, Reaction, ReactionKind, SigningMode
 from pervasive.messaging import ClientOptions, MosquittoBroker, MqttClient
-from pervasive.offchain import AgreementSpec, SigningMode, WindowSpec, sign_sensor_message
+from pervasive.offchain import AgreementSpec
 from pervasive.offchain.node import (
     AgreementPlan,
     IntermediateNodeService,
@@ -72,6 +73,7 @@ from pervasive.offchain.node import (
 )
 from pervasive.offchain.node.runner import running_node
 from pervasive.pki import CertificateAuthority
+from pervasive.sensing import sign_sensor_message
 
 RESULTS = Path(__file__).parent / "results"
 LOCK_KEYS = [PrivateKey(bytes([0x60 + i]) * 32) for i in range(10)]
@@ -103,14 +105,23 @@ def signed_traces(messages: int, locks: int) -> dict[int, list[bytes]]:
 
 def lock_spec(locks: int, size: int) -> AgreementSpec:
     declarations = tuple(smart_lock_declaration(k.public_key.to_bytes()) for k in LOCK_KEYS[:locks])
-    return AgreementSpec(
-        address="0x" + "ab" * 20,
-        chain_id=31337,
-        nodes=(PrivateKey(b"\x01" * 32).address, PrivateKey(b"\x02" * 32).address),
-        sensors=declarations,
-        window=WindowSpec(tuple(d.address for d in declarations), (0,) * locks, size, size),
+    terms = AgreementTerms(
+        parties=(PrivateKey(b"\x03" * 32).address, PrivateKey(b"\x04" * 32).address),
+        sensors=tuple(d.address for d in declarations),
+        start_points=(0,) * locks,
+        window_size=size,
+        sliding_factor=size,
         function_name=RENTAL_TIME.name,
         function_hash=RENTAL_TIME.source_hash,
+        nodes=(PrivateKey(b"\x01" * 32).address, PrivateKey(b"\x02" * 32).address),
+        node_parties=(0, 1),
+        qos=QoS.OFFCHAIN_PROOF,
+        reward=0,
+        reaction=Reaction(ReactionKind.NONE),
+        expiry=2**40,
+    )
+    return AgreementSpec(
+        address="0x" + "ab" * 20, chain_id=31337, terms=terms, sensors=declarations
     )
 
 
@@ -232,7 +243,7 @@ async def _deploy(
         function=RENTAL_TIME,
         window_size=window,
         sliding_factor=window,
-        qos=QoSLevel.OFFCHAIN_PROOF,
+        qos=QoS.OFFCHAIN_PROOF,
         reaction=Reaction(ReactionKind.PAY_PER_UNIT, 0, 1, 1),
         escrow={0: 10**18},
         mode=mode,
@@ -576,28 +587,28 @@ def rows_for(
         target_ok = p50 <= LATENCY_TARGET_MS if m.mode is not SigningMode.FAST else None
         target = f"<= {LATENCY_TARGET_MS:.0f}" if m.mode is not SigningMode.FAST else "(t+1)"
         rows += [
-            Row(m.mode.value, "latency p50, last message -> receipt", p50, "ms", target, "",
+            Row(m.mode.label, "latency p50, last message -> receipt", p50, "ms", target, "",
                 target_ok, n),
-            Row(m.mode.value, "latency p95", _percentile(m.latencies_ms, 0.95), "ms", "", "",
+            Row(m.mode.label, "latency p95", _percentile(m.latencies_ms, 0.95), "ms", "", "",
                 None, n),
         ]  # fmt: skip
         if m.mode is SigningMode.FAST and m.after_next_ms:
             p50_next = statistics.median(m.after_next_ms)
             rows.append(
-                Row(m.mode.value, "latency p50 from w[t+1]'s last message", p50_next, "ms",
+                Row(m.mode.label, "latency p50 from w[t+1]'s last message", p50_next, "ms",
                     f"<= {LATENCY_TARGET_MS:.0f}", "", p50_next <= LATENCY_TARGET_MS,
                     len(m.after_next_ms))
             )  # fmt: skip
         rows += [
-            Row(m.mode.value, "protocol messages per window", sum(m.messages.values()), "msg",
+            Row(m.mode.label, "protocol messages per window", sum(m.messages.values()), "msg",
                 "", "", None, n),
-            Row(m.mode.value, "protocol bytes per window", m.bytes_per_window, "B", "", "",
+            Row(m.mode.label, "protocol bytes per window", m.bytes_per_window, "B", "", "",
                 None, n),
-            Row(m.mode.value, "update transactions per window", m.transactions_per_window,
+            Row(m.mode.label, "update transactions per window", m.transactions_per_window,
                 "tx", "1", "1", m.transactions_per_window <= 1.0 + 1e-9, n),
-            Row(m.mode.value, "update gas per window", m.gas_per_window, "gas", "",
+            Row(m.mode.label, "update gas per window", m.gas_per_window, "gas", "",
                 f"{PAPER_SA_GAS:,} (SA)", None, n),
-            Row(m.mode.value, "disputes", m.disputes, "", "0", "", m.disputes == 0, n),
+            Row(m.mode.label, "disputes", m.disputes, "", "0", "", m.disputes == 0, n),
         ]  # fmt: skip
     fast = by_mode.get(SigningMode.FAST)
     for other in (SigningMode.RING, SigningMode.LEADER):
@@ -650,7 +661,7 @@ def write_chart(modes: list[ModeResult], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    names = [m.mode.value for m in modes]
+    names = [m.mode.label for m in modes]
     left.boxplot([m.latencies_ms for m in modes], showfliers=True)
     left.set_xticks(range(1, len(names) + 1), names)
     fast = [m for m in modes if m.mode is SigningMode.FAST and m.after_next_ms]
@@ -710,11 +721,11 @@ async def main(args: argparse.Namespace) -> None:
             modes = []
             for mode in MODES:
                 result = await latency(
-                    ledger, fresh(folder / f"latency-{mode.value}"), args.windows, args.period,
+                    ledger, fresh(folder / f"latency-{mode.label}"), args.windows, args.period,
                     mode, args.node_processes,
                 )  # fmt: skip
                 p50 = statistics.median(result.latencies_ms) if result.latencies_ms else 0
-                print(f"{mode.value}: p50 {p50:.1f} ms, {sum(result.messages.values()):.1f} msg")
+                print(f"{mode.label}: p50 {p50:.1f} ms, {sum(result.messages.values()):.1f} msg")
                 print("  " + ", ".join(f"{k} +{v:.1f}" for k, v in result.stages_ms.items()))
                 modes.append(result)
         finally:

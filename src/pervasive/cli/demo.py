@@ -72,8 +72,8 @@ NODES = (
 
 async def _register_all(s: Session, progress: Progress) -> tuple[Registry, int]:
     """Register what is missing; return the registry and how many entries were new."""
-    from pervasive.contracts import SensorField
     from pervasive.crypto import PrivateKey
+    from pervasive.domain import SensorField
 
     steps = 1 + len(USERS) + len(SENSORS) + len(NODES)
     task = progress.add_task("deploying the registry", total=steps)

@@ -91,7 +91,7 @@ def register(
 
     Example: ``pervasive device register container-1 --dev-account 1``.
     """
-    from pervasive.contracts import SensorField
+    from pervasive.domain import SensorField
 
     state = state_of(ctx)
     spec = _spec(sensor, sensor_type, field)

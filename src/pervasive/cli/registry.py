@@ -132,7 +132,7 @@ def add_sensor(
     Example: ``pervasive registry sensor add temp-1 --type temperature --public-key 04ab...
     --field celsius:int64 --field humidity:uint64``.
     """
-    from pervasive.contracts import SensorField
+    from pervasive.domain import SensorField
 
     state = state_of(ctx)
     fields = [SensorField.parse(text) for text in field or []]

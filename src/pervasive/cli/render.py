@@ -10,7 +10,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from pervasive.chain import Receipt
-    from pervasive.contracts import IntermediateNode, Sensor, User
+    from pervasive.domain import IntermediateNode, Sensor, User
 
 __all__ = [
     "node_detail",

@@ -2,7 +2,7 @@
 
 Paper 002, section 3: an agreement created by
 :class:`~pervasive.contracts.agreement_factory.AgreementFactory` is updated once per
-window with a result signed by every node (:class:`UpdatePayload`), or disputed with
+window with a result signed by every node (:class:`~pervasive.domain.Update`), or disputed with
 signed evidence; it holds the parties' escrow, runs the reaction ``r_a`` and pays the
 nodes' rewards. Under on-chain proof of storage the update carries the packed window
 data (built by :class:`pervasive.offchain.window_data.WindowData`); this wrapper only
@@ -13,6 +13,7 @@ Example::
     agreement = await Agreement.at(ledger, address)
     update = agreement.update_payload(t=0, result=b"...", window_hash=h)
     await agreement.update(signer, update, [update.sign(k, ledger.chain_id) for k in node_keys])
+    await agreement.submit(signer, signed_update)   # a SignedUpdate the nodes assembled
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ from pervasive.contracts.agreement_records import (
     ProofEvidence,
     Record,
     RevealEvidence,
-    UpdatePayload,
     compact_signature,
     expand_signature,
 )
-from pervasive.contracts.agreement_terms import AgreementTerms, QoSLevel, agreement_domain
 from pervasive.contracts.compiler import compile_contract
 from pervasive.contracts.contract import Contract, DecodedEvent
 from pervasive.crypto import Signature, checksum_address
+from pervasive.domain import AgreementTerms, QoS, SignedUpdate, Update, agreement_domain
 from pervasive.errors import InvalidInput, NotFound
 
 __all__ = ["AGREEMENT", "MAX_CLAIM", "MAX_DATA", "MAX_RESULT", "Agreement"]
@@ -159,14 +159,14 @@ class Agreement:
         *,
         proofs_hash: bytes = _ZERO,
         data: bytes | None = None,
-    ) -> UpdatePayload:
+    ) -> Update:
         """The struct the nodes sign for window ``t`` (``None`` = the null result)."""
-        return UpdatePayload.for_window(
+        return Update.for_window(
             self.address, t, result, window_hash, proofs_hash=proofs_hash, data=data
         )
 
     def update_call(
-        self, payload: UpdatePayload, signatures: Sequence[Signature], data: bytes | None = None
+        self, payload: Update, signatures: Sequence[Signature], data: bytes | None = None
     ) -> bytes:
         """Calldata of the update transaction (signatures in the agreement's node order)."""
         if len(signatures) != len(self.terms.nodes):
@@ -177,7 +177,7 @@ class Agreement:
             raise InvalidInput(f"a result is at most {MAX_RESULT} bytes")
         sigs = [compact_signature(s) for s in signatures]
         head = (payload.window, payload.result, payload.window_hash, payload.proofs_hash)
-        if self.terms.qos is QoSLevel.ONCHAIN_PROOF:
+        if self.terms.qos is QoS.ONCHAIN_PROOF:
             if data is None or len(data) > MAX_DATA:
                 raise InvalidInput(
                     f"on-chain QoS: give the packed window data (<= {MAX_DATA} bytes)"
@@ -190,7 +190,7 @@ class Agreement:
     async def update(
         self,
         signer: Signer,
-        payload: UpdatePayload,
+        payload: Update,
         signatures: Sequence[Signature],
         data: bytes | None = None,
     ) -> Receipt:
@@ -202,9 +202,16 @@ class Agreement:
         receipt: Receipt = await self.ledger.transactor(signer).transact(call)
         return receipt
 
+    async def submit(self, signer: Signer, signed: SignedUpdate) -> Receipt:
+        """Send an update the nodes assembled (its window data under on-chain QoS).
+
+        Example: ``await agreement.submit(node_signer, signed_update)``.
+        """
+        return await self.update(signer, signed.update, signed.signatures, signed.data or None)
+
     @property
     def _update_event(self) -> str:
-        return "UpdatedWithData" if self.terms.qos is QoSLevel.ONCHAIN_PROOF else "Updated"
+        return "UpdatedWithData" if self.terms.qos is QoS.ONCHAIN_PROOF else "Updated"
 
     async def record(self, t: int) -> Record | None:
         """The record of window ``t`` (checked against the stored commitment), or ``None``."""
@@ -229,7 +236,7 @@ class Agreement:
 
     def _record(self, event: DecodedEvent) -> Record:
         a = event.args
-        payload = UpdatePayload(
+        payload = Update(
             self.address, int(a["window"]), bytes(a["result"]), bytes(a["window_hash"]),
             bytes(a["proofs_hash"]), bytes(a.get("data_hash", _ZERO)),
         )  # fmt: skip

@@ -20,12 +20,12 @@ from pathlib import Path
 from pervasive.chain import Ledger, Signer
 from pervasive.contracts.agreement import AGREEMENT, Agreement
 from pervasive.contracts.agreement_records import compact_signature
-from pervasive.contracts.agreement_terms import AgreementTerms
 from pervasive.contracts.compiler import Artifact, compile_contract
 from pervasive.contracts.contract import Contract
 from pervasive.contracts.deployments import deploy
 from pervasive.contracts.registry import Registry
 from pervasive.crypto import PrivateKey, PublicKey, Signature, checksum_address
+from pervasive.domain import AgreementTerms
 from pervasive.errors import InvalidInput
 
 __all__ = ["AGREEMENT_FACTORY", "AgreementFactory", "blueprint_deploy_code"]

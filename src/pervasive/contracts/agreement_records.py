@@ -1,15 +1,13 @@
-"""What is written to an agreement and read back: signed updates, records, dispute evidence.
+"""What is read back from an agreement: records, dispute evidence, EIP-2098 signatures.
 
 Paper 002, section 3: window ``t`` is recorded on-chain with ``f(w[t])``, ``H(w[t])``
 and a commitment to the proofs ``P_t`` only when every intermediate node signed the
-same :class:`UpdatePayload` (EIP-712 :data:`UPDATE_TYPE` in the agreement's domain);
-otherwise a node opens a dispute with the signed proofs and reveals as evidence.
-Pure values over :mod:`pervasive.crypto`; ``agreement.py`` sends and reads them.
+same :class:`~pervasive.domain.Update`; otherwise a node opens a dispute with the signed
+proofs and reveals as evidence. Pure values; ``agreement.py`` sends and reads them.
 
 Example::
 
-    payload = UpdatePayload.for_window(agreement.address, t, result, window_hash)
-    signatures = [payload.sign(key, ledger.chain_id) for key in node_keys]
+    r, vs = compact_signature(update.sign(key, ledger.chain_id))
 """
 
 from __future__ import annotations
@@ -18,35 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pervasive.contracts.agreement_terms import agreement_domain
-from pervasive.crypto import (
-    PrivateKey,
-    Signature,
-    TypedDataHash,
-    checksum_address,
-    keccak256,
-    sign_typed_data,
-    struct_hash,
-    typed_data_digest,
-)
+from pervasive.crypto import Signature
 
 __all__ = [
-    "UPDATE_TYPE",
     "DisputeRecord",
     "ProofEvidence",
     "Record",
     "RevealEvidence",
-    "UpdatePayload",
     "compact_signature",
     "expand_signature",
 ]
-
-UPDATE_TYPE = (
-    "Update(address agreement,uint256 window,bytes result,bytes32 windowHash,"
-    "bytes32 proofsHash,bytes32 dataHash)"
-)
-"""The EIP-712 type every node signs for an on-chain update of window ``t``."""
-_ZERO = bytes(32)
 
 
 def compact_signature(signature: Signature) -> tuple[bytes, bytes]:
@@ -65,60 +44,6 @@ def expand_signature(raw: Sequence[bytes]) -> Signature:
     """
     r, vs = bytes(raw[0]), int.from_bytes(bytes(raw[1]), "big")
     return Signature(int.from_bytes(r, "big"), vs & ((1 << 255) - 1), 27 + (vs >> 255))
-
-
-@dataclass(frozen=True)
-class UpdatePayload:
-    """The struct every node signs for window ``t`` (EIP-712 :data:`UPDATE_TYPE`).
-
-    ``proofs_hash`` binds the off-chain proofs of computation ``P_t`` and ``data_hash``
-    is ``keccak256`` of the packed window data (zero unless the QoS is on-chain).
-    Its struct hash is also the record's commitment stored on-chain.
-    """
-
-    agreement: str
-    window: int
-    result: bytes
-    window_hash: bytes
-    proofs_hash: bytes = _ZERO
-    data_hash: bytes = _ZERO
-
-    @classmethod
-    def for_window(
-        cls,
-        agreement: str,
-        t: int,
-        result: bytes | None,
-        window_hash: bytes,
-        *,
-        proofs_hash: bytes = _ZERO,
-        data: bytes | None = None,
-    ) -> UpdatePayload:
-        """The payload of window ``t`` (``None`` = the null result) over window ``data``.
-
-        ``data_hash`` is ``keccak256(data)`` when packed window data goes on-chain
-        (``data`` given), zero otherwise.
-
-        Example: ``UpdatePayload.for_window(agreement.address, 0, result, window_hash)``.
-        """
-        data_hash = keccak256(data) if data is not None else _ZERO
-        return cls(agreement, t, result or b"", window_hash, proofs_hash, data_hash)
-
-    def struct_hash(self) -> bytes:
-        """EIP-712 ``hashStruct`` of the update (the on-chain record commitment)."""
-        values = [
-            checksum_address(self.agreement), self.window, self.result, self.window_hash,
-            self.proofs_hash, self.data_hash,
-        ]  # fmt: skip
-        return struct_hash(UPDATE_TYPE, values)
-
-    def typed_hash(self, chain_id: int) -> TypedDataHash:
-        """The digest every node signs."""
-        return typed_data_digest(agreement_domain(chain_id, self.agreement), self.struct_hash())
-
-    def sign(self, key: PrivateKey, chain_id: int) -> Signature:
-        """A node's signature. Example: ``payload.sign(node_key, ledger.chain_id)``."""
-        return sign_typed_data(key, self.typed_hash(chain_id))
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from pervasive.chain import ContractCall, Ledger, Receipt, Signer
 from pervasive.contracts.compiler import Artifact, compile_contract
 from pervasive.contracts.contract import Contract
 from pervasive.contracts.deployments import DeploymentBook, code_hash_at, ensure_deployed
-from pervasive.contracts.entities import check_account, check_id
 from pervasive.crypto import checksum_address
+from pervasive.domain import check_account, check_id
 from pervasive.errors import InvalidInput, NotFound, TransactionReverted
 
 __all__ = ["ASSET_TRACKING", "AssetTracking", "Shipment"]

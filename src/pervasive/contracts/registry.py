@@ -24,7 +24,8 @@ from pervasive.chain import Ledger, Receipt, Signer
 from pervasive.contracts.compiler import Artifact, compile_contract
 from pervasive.contracts.contract import Contract
 from pervasive.contracts.deployments import DeploymentBook, code_hash_at, ensure_deployed
-from pervasive.contracts.entities import (
+from pervasive.crypto import checksum_address
+from pervasive.domain import (
     FieldType,
     IntermediateNode,
     Sensor,
@@ -37,7 +38,6 @@ from pervasive.contracts.entities import (
     check_public_key,
     check_sensor_type,
 )
-from pervasive.crypto import checksum_address
 from pervasive.errors import InvalidInput, NotFound, TransactionReverted
 
 __all__ = ["REGISTRY", "Registry"]

@@ -25,7 +25,7 @@ from typing import Any
 from pervasive.crypto import PublicKey
 from pervasive.errors import InvalidInput
 from pervasive.messaging.topics import device_topic, parse_device_topic
-from pervasive.offchain.declaration import SensorDeclaration
+from pervasive.sensing import SensorDeclaration
 
 __all__ = [
     "ActuatorHandler",

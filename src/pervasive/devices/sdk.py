@@ -4,7 +4,7 @@ Control flow of a :class:`Device`:
 
 1. :meth:`Device.publish` takes the next sequence number ``q`` of the sensor
    (:class:`SequenceCounter`), signs ``m_{s,q}`` (paper 002's format, encoded by
-   :mod:`pervasive.offchain.sensor_message`) and hands the bytes to the outbox
+   :mod:`pervasive.sensing.message`) and hands the bytes to the outbox
    (:meth:`Device.publish_many`: a batch in one transaction). Online, the MQTT
    client's drain sends them; offline (:meth:`Device.disconnect`, or a lost network)
    they wait on disk and leave, in order, once connected again. Nothing accepted is lost.
@@ -41,7 +41,7 @@ from pervasive.errors import InvalidInput, NotFound, SchemaViolation
 from pervasive.messaging.client import ClientOptions, MqttClient
 from pervasive.messaging.outbox import Outbox
 from pervasive.messaging.topics import validate_device_id
-from pervasive.offchain.declaration import SensorDeclaration
+from pervasive.sensing import SensorDeclaration
 from pervasive.shadow.client import ShadowClient
 from pervasive.shadow.document import JsonObject
 

@@ -2,9 +2,9 @@
 
 This module holds no codec of its own: the format belongs to :mod:`pervasive.offchain`.
 
-- signing is :func:`pervasive.offchain.sensor_message.sign_sensor_message` (the
+- signing is :func:`pervasive.sensing.message.sign_sensor_message` (the
   reference encoder; a device signs on its own CPU, one reading at a time);
-- verification is :class:`pervasive.offchain.node.verifier.SensorVerifier`, the
+- verification is :class:`pervasive.sensing.verifier.SensorVerifier`, the
   intermediate node's fast path (checked against the reference by a property test);
   :class:`ReadingVerifier` adds what a consumer of readings wants on top of it: the
   values ``d_q`` decoded as the declaration types them.
@@ -23,9 +23,9 @@ from typing import Any
 
 from pervasive.crypto import PrivateKey
 from pervasive.errors import InvalidInput
-from pervasive.offchain.declaration import SensorDeclaration
-from pervasive.offchain.node.verifier import SensorVerifier as MessageVerifier
-from pervasive.offchain.sensor_message import sign_sensor_message
+from pervasive.sensing import SensorDeclaration
+from pervasive.sensing.message import sign_sensor_message
+from pervasive.sensing.verifier import SensorVerifier as MessageVerifier
 
 __all__ = ["Reading", "ReadingVerifier", "peek_public_key", "sign_reading"]
 
@@ -77,7 +77,7 @@ class ReadingVerifier:
     """Verify messages of many sensors and decode their values.
 
     Every check (canonical encoding, declared key and kind, values, signature) is the
-    node's :class:`~pervasive.offchain.node.verifier.SensorVerifier`; it raises what
+    node's :class:`~pervasive.sensing.verifier.SensorVerifier`; it raises what
     that raises (:class:`SchemaViolation` for an undeclared sensor or wrong values,
     :class:`InvalidSignature`, :class:`InvalidInput` for undecodable bytes).
 

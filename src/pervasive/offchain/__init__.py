@@ -6,13 +6,24 @@ MQTT and the chain around it. See ``README.md`` in this folder and
 
 Example::
 
-    from pervasive.offchain import IntermediateNode, WindowBuilder
-    node = IntermediateNode(key, spec, function)
+    from pervasive.offchain import NodeProtocol, WindowBuilder
+    node = NodeProtocol(key, spec, function)
     actions = node.start_window(window_array, now=0.0)
 """
 
-from pervasive.offchain.agreement import AgreementSpec, QoS, SigningMode
-from pervasive.offchain.declaration import FieldType, SensorDeclaration, SensorField
+from pervasive.offchain.agreement import AgreementSpec
+from pervasive.offchain.bodies import (
+    Body,
+    DisputeNotice,
+    MessageKind,
+    ProofsBody,
+    RevealBody,
+    SignaturesBody,
+    UpdateSignature,
+    WindowReply,
+    WindowRequest,
+    decode_body,
+)
 from pervasive.offchain.functions import (
     FunctionMismatch,
     FunctionRegistry,
@@ -26,40 +37,21 @@ from pervasive.offchain.journal import (
     JournalEntry,
     MemoryRoundJournal,
     RoundJournal,
+    RoundStatus,
     SQLiteRoundJournal,
 )
-from pervasive.offchain.messages import (
-    CompactUpdate,
-    MessageKind,
+from pervasive.offchain.node_protocol import NodeProtocol
+from pervasive.offchain.outcomes import Action, Agreed, Dispute, DisputeEvidence, DisputeKind
+from pervasive.offchain.qos import WindowStore, verify_window
+from pervasive.offchain.rounds import MessageStats, Phase
+from pervasive.offchain.signed import (
     ProofOfComputation,
-    ProtocolMessage,
     Reveal,
     SignedProof,
-    commitment,
-    decode_protocol_message,
-)
-from pervasive.offchain.outcomes import (
-    Action,
-    Agreed,
-    CompactUpdateCall,
-    Dispute,
-    DisputeEvidence,
-    DisputeKind,
-    FullUpdateCall,
-    Send,
     SignedReveal,
-    SubmitUpdate,
-    UpdateCall,
+    commitment,
 )
-from pervasive.offchain.protocol import IntermediateNode, MessageStats, Phase
-from pervasive.offchain.sensor_message import (
-    SENSOR_DOMAIN_SEPARATOR,
-    SensorMessage,
-    decode_sensor_message,
-    sign_sensor_message,
-    verify_sensor_message,
-)
-from pervasive.offchain.sequence import GapEvent, InboxResult, SensorInbox, SequenceTracker
+from pervasive.offchain.verification import VerifiedUpdate, verify_update
 from pervasive.offchain.window import (
     SensorWindow,
     WindowArray,
@@ -68,60 +60,55 @@ from pervasive.offchain.window import (
     sliding_windows,
     window,
 )
+from pervasive.offchain.window_data import WindowData, pack_window
 
 __all__ = [
-    "SENSOR_DOMAIN_SEPARATOR",
     "Action",
     "Agreed",
     "AgreementSpec",
-    "CompactUpdate",
-    "CompactUpdateCall",
+    "Body",
     "Dispute",
     "DisputeEvidence",
     "DisputeKind",
-    "FieldType",
-    "FullUpdateCall",
+    "DisputeNotice",
     "FunctionMismatch",
     "FunctionRegistry",
-    "GapEvent",
-    "InboxResult",
-    "IntermediateNode",
     "JournalEntry",
     "MemoryRoundJournal",
     "MessageKind",
     "MessageStats",
+    "NodeProtocol",
     "OffchainFunction",
     "Phase",
     "ProofOfComputation",
-    "ProtocolMessage",
-    "QoS",
+    "ProofsBody",
     "Result",
     "Reveal",
+    "RevealBody",
     "RoundJournal",
+    "RoundStatus",
     "SQLiteRoundJournal",
-    "Send",
-    "SensorDeclaration",
-    "SensorField",
-    "SensorInbox",
-    "SensorMessage",
     "SensorWindow",
-    "SequenceTracker",
+    "SignaturesBody",
     "SignedProof",
     "SignedReveal",
-    "SigningMode",
-    "SubmitUpdate",
-    "UpdateCall",
+    "UpdateSignature",
+    "VerifiedUpdate",
     "WindowArray",
     "WindowBuilder",
+    "WindowData",
+    "WindowReply",
+    "WindowRequest",
     "WindowSpec",
+    "WindowStore",
     "commitment",
-    "decode_protocol_message",
-    "decode_sensor_message",
+    "decode_body",
     "normalise_source",
-    "sign_sensor_message",
+    "pack_window",
     "sliding_windows",
     "source_hash",
     "store_function_source",
-    "verify_sensor_message",
+    "verify_update",
+    "verify_window",
     "window",
 ]

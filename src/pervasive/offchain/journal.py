@@ -13,23 +13,32 @@ node's private data directory, like its keystore.
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from pervasive.committee import MemoryEpochs, SQLiteEpochs
 from pervasive.errors import InvalidInput
-from pervasive.store import open_database
+from pervasive.store import attach, transaction
 
 __all__ = [
     "JournalEntry",
     "MemoryRoundJournal",
     "RoundJournal",
+    "RoundStatus",
     "SQLiteRoundJournal",
-    "attach_database",
 ]
 
-OPEN, AGREED, DISPUTED = "open", "agreed", "disputed"
+
+class RoundStatus(enum.StrEnum):
+    """Where a window stands in the journal (the value is what the SQLite table stores)."""
+
+    OPEN = "open"
+    """Committed to (or not yet): the round may still run."""
+    AGREED = "agreed"
+    DISPUTED = "disputed"
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,7 @@ class JournalEntry:
     secret: bytes
     result: bytes | None
     window_hash: bytes
-    status: str = OPEN
+    status: RoundStatus = RoundStatus.OPEN
     submitted: bool = False
     proofs_hash: bytes = bytes(32)
     """For an agreed window: ``keccak256`` of the agreed commitments (the update's proofsHash)."""
@@ -60,12 +69,15 @@ class RoundJournal(Protocol):
     def close(
         self,
         t: int,
-        status: str,
+        status: RoundStatus,
         *,
         proofs_hash: bytes | None = None,
         data_hash: bytes | None = None,
     ) -> None:
-        """Mark window ``t`` agreed or disputed (an agreement keeps the update's two hashes)."""
+        """Mark window ``t`` agreed or disputed (an agreement keeps the update's two hashes).
+
+        :class:`InvalidInput` for :attr:`RoundStatus.OPEN`: a window is never reopened.
+        """
 
     def mark_submitted(self, t: int) -> bool:
         """Record that the update of ``t`` was handed out; ``True`` only the first time."""
@@ -77,6 +89,11 @@ class RoundJournal(Protocol):
         """Agreed windows with a non-null result whose update was not handed out yet."""
 
 
+def _check_closing(status: RoundStatus) -> None:
+    if RoundStatus(status) is RoundStatus.OPEN:
+        raise InvalidInput("a window is closed as agreed or disputed, never reopened")
+
+
 class MemoryRoundJournal:
     """In-memory journal (tests, and nodes that accept losing state on a crash).
 
@@ -86,7 +103,7 @@ class MemoryRoundJournal:
     def __init__(self) -> None:
         self._entries: dict[int, JournalEntry] = {}
         self._submitted: set[int] = set()
-        self._epoch = 0
+        self._epochs = MemoryEpochs()
 
     def load(self, t: int) -> JournalEntry | None:
         """See :meth:`RoundJournal.load`."""
@@ -103,13 +120,13 @@ class MemoryRoundJournal:
     def close(
         self,
         t: int,
-        status: str,
+        status: RoundStatus,
         *,
         proofs_hash: bytes | None = None,
         data_hash: bytes | None = None,
     ) -> None:
         """See :meth:`RoundJournal.close`."""
-        _check_status(status)
+        _check_closing(status)
         entry = self._entries.get(t) or JournalEntry(t, bytes(32), None, bytes(32))
         self._entries[t] = replace(
             entry,
@@ -126,15 +143,14 @@ class MemoryRoundJournal:
 
     def next_epoch(self) -> int:
         """See :meth:`RoundJournal.next_epoch`."""
-        self._epoch += 1
-        return self._epoch
+        return self._epochs.next("", "")
 
     def unsubmitted_agreed(self) -> list[JournalEntry]:
         """See :meth:`RoundJournal.unsubmitted_agreed`."""
         return [
             e
             for t, e in sorted(self._entries.items())
-            if e.status == AGREED and e.result is not None and t not in self._submitted
+            if e.status is RoundStatus.AGREED and e.result is not None and t not in self._submitted
         ]
 
 
@@ -159,27 +175,7 @@ CREATE TABLE IF NOT EXISTS offchain_agreed (
     data_hash BLOB NOT NULL,
     PRIMARY KEY (agreement, node, t)
 );
-CREATE TABLE IF NOT EXISTS offchain_epochs (
-    agreement TEXT NOT NULL,
-    node TEXT NOT NULL,
-    epoch INTEGER NOT NULL,
-    PRIMARY KEY (agreement, node)
-);
 """
-
-
-def attach_database(database: Path | str | sqlite3.Connection, schema: str) -> sqlite3.Connection:
-    """``database`` with ``schema`` applied: opened if a path, shared if a connection.
-
-    A node keeps its journal, window store, message log and update table in one
-    SQLite file; each store applies its own ``CREATE ... IF NOT EXISTS`` schema.
-
-    Example: ``db = attach_database(settings.path("node.sqlite"), _SCHEMA)``.
-    """
-    if isinstance(database, sqlite3.Connection):
-        database.executescript(schema)
-        return database
-    return open_database(database, schema=schema)
 
 
 class SQLiteRoundJournal:
@@ -189,8 +185,9 @@ class SQLiteRoundJournal:
     """
 
     def __init__(self, path: Path | str | sqlite3.Connection, agreement: str, node: str) -> None:
-        self._db = attach_database(path, _SCHEMA)
+        self._db = attach(path, _SCHEMA)
         self._key = (agreement, node)
+        self._epochs = SQLiteEpochs(self._db)
 
     def load(self, t: int) -> JournalEntry | None:
         """See :meth:`RoundJournal.load`."""
@@ -209,7 +206,7 @@ class SQLiteRoundJournal:
             secret,
             result if present else None,
             window_hash,
-            status,
+            RoundStatus(status),
             bool(submitted),
             bytes(32) if proofs is None else proofs,
             bytes(32) if data is None else data,
@@ -217,7 +214,6 @@ class SQLiteRoundJournal:
 
     def commit(self, entry: JournalEntry) -> JournalEntry:
         """See :meth:`RoundJournal.commit`."""
-        _check_status(entry.status)
         self._db.execute(
             "INSERT OR IGNORE INTO offchain_rounds "
             "(agreement, node, t, secret, present, result, window_hash, status) "
@@ -229,7 +225,7 @@ class SQLiteRoundJournal:
                 int(entry.result is not None),
                 entry.result or b"",
                 entry.window_hash,
-                entry.status,
+                RoundStatus(entry.status).value,
             ),
         )
         stored = self.load(entry.t)
@@ -239,20 +235,20 @@ class SQLiteRoundJournal:
     def close(
         self,
         t: int,
-        status: str,
+        status: RoundStatus,
         *,
         proofs_hash: bytes | None = None,
         data_hash: bytes | None = None,
     ) -> None:
         """See :meth:`RoundJournal.close` (one transaction: the status and the hashes)."""
-        _check_status(status)
+        _check_closing(status)
         statements: list[tuple[str, tuple[object, ...]]] = [
             (
                 "INSERT INTO offchain_rounds "
                 "(agreement, node, t, secret, present, result, window_hash, status) "
                 "VALUES (?, ?, ?, ?, 0, x'', ?, ?) "
                 "ON CONFLICT (agreement, node, t) DO UPDATE SET status = excluded.status",
-                (*self._key, t, bytes(32), bytes(32), status),
+                (*self._key, t, bytes(32), bytes(32), status.value),
             )
         ]
         if proofs_hash is not None or data_hash is not None:
@@ -266,14 +262,9 @@ class SQLiteRoundJournal:
         if len(statements) == 1:
             self._db.execute(*statements[0])
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             for sql, parameters in statements:
                 self._db.execute(sql, parameters)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def mark_submitted(self, t: int) -> bool:
         """See :meth:`RoundJournal.mark_submitted`."""
@@ -285,30 +276,20 @@ class SQLiteRoundJournal:
         if cursor.rowcount == 1:
             return True
         if self.load(t) is None:
-            self.close(t, OPEN)
+            self.close(t, RoundStatus.OPEN)
             return self.mark_submitted(t)
         return False
 
     def next_epoch(self) -> int:
         """See :meth:`RoundJournal.next_epoch`."""
-        row = self._db.execute(
-            "INSERT INTO offchain_epochs (agreement, node, epoch) VALUES (?, ?, 1) "
-            "ON CONFLICT (agreement, node) DO UPDATE SET epoch = epoch + 1 RETURNING epoch",
-            self._key,
-        ).fetchone()
-        return int(row[0])
+        return self._epochs.next(*self._key)
 
     def unsubmitted_agreed(self) -> list[JournalEntry]:
         """See :meth:`RoundJournal.unsubmitted_agreed`."""
         rows = self._db.execute(
             "SELECT t FROM offchain_rounds WHERE agreement = ? AND node = ? AND status = ? "
             "AND present = 1 AND submitted = 0 ORDER BY t",
-            (*self._key, AGREED),
+            (*self._key, RoundStatus.AGREED.value),
         ).fetchall()
         entries = [self.load(int(t)) for (t,) in rows]
         return [e for e in entries if e is not None]
-
-
-def _check_status(status: str) -> None:
-    if status not in (OPEN, AGREED, DISPUTED):
-        raise InvalidInput(f"journal status must be open, agreed or disputed, got {status!r}")

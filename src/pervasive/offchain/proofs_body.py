@@ -2,8 +2,8 @@
 
 Every PROOF_* and LEADER_BUNDLE message carries
 ``abi_encode((address,bytes32,bytes32,address[],bytes[])[] rows, bool, uint256, bytes,
-bytes32, bytes32, bytes32, address[], bytes[])`` (:func:`~pervasive.offchain.messages.
-encode_proofs_body`). eth-abi's generic codec took about half of a node's CPU per
+bytes32, bytes32, bytes32, address[], bytes[])`` (:class:`~pervasive.offchain.bodies.
+ProofsBody`). eth-abi's generic codec took about half of a node's CPU per
 protocol message, and on the ring every hop waits for it. This module encodes the
 fixed layout word by word, and decodes it by offsets, accepting a body only if
 re-encoding what it read gives back the same bytes: so exactly the canonical encodings
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["ProofsBody", "Row", "decode_rows", "encode_rows"]
+__all__ = ["ProofsValues", "Row", "decode_rows", "encode_rows"]
 
 Row = tuple[bytes, bytes, bytes, tuple[bytes, ...], tuple[bytes, ...]]
 """``(author, commitment, window_hash, signers, signatures)``, addresses as 20 bytes."""
-ProofsBody = tuple[
+ProofsValues = tuple[
     tuple[Row, ...], bool, int, bytes, bytes, bytes, bytes, tuple[bytes, ...], tuple[bytes, ...]
 ]
 """``(rows, has_compact, window, result, window_hash, proofs_hash, data_hash, signers,
@@ -62,7 +62,7 @@ def _row(row: Row) -> bytes:
     )  # fmt: skip
 
 
-def encode_rows(body: ProofsBody) -> bytes:
+def encode_rows(body: ProofsValues) -> bytes:
     """The canonical ABI encoding of the nine values (equal to eth-abi's).
 
     Example: ``encode_rows(((), False, 0, b"", bytes(32), bytes(32), bytes(32), (), ()))``.
@@ -122,7 +122,7 @@ class _Reader:
         return count
 
 
-def decode_rows(data: bytes) -> ProofsBody | None:
+def decode_rows(data: bytes) -> ProofsValues | None:
     """The nine values if ``data`` is their canonical encoding, else ``None``.
 
     Example: ``decode_rows(encode_rows(body)) == body``.
@@ -140,7 +140,7 @@ def decode_rows(data: bytes) -> ProofsBody | None:
                     tuple(reader.bytes_at(p) for p in reader.offsets(at + reader.word(at + 128))),
                 )
             )
-        body: ProofsBody = (
+        body: ProofsValues = (
             tuple(rows),
             bool(reader.word(32)),
             reader.word(64),

@@ -27,11 +27,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from pervasive.domain import QoS
 from pervasive.errors import InvalidInput, NotFound
-from pervasive.offchain.agreement import AgreementSpec, QoS
-from pervasive.offchain.journal import attach_database
-from pervasive.offchain.outcomes import Action, Agreed, Dispute, SubmitUpdate
+from pervasive.offchain.agreement import AgreementSpec
+from pervasive.offchain.outcomes import Action, Agreed, Dispute
 from pervasive.offchain.window import WindowArray, decode_window_array
+from pervasive.store import attach
 
 __all__ = ["WindowStore", "verify_window"]
 
@@ -71,7 +72,7 @@ class WindowStore:
     """
 
     def __init__(self, path: Path | str | sqlite3.Connection, agreement: AgreementSpec) -> None:
-        self._db = attach_database(path, _SCHEMA)
+        self._db = attach(path, _SCHEMA)
         self.agreement = agreement
         self.qos = agreement.qos
 
@@ -99,9 +100,8 @@ class WindowStore:
         """Window ``t`` is disputed: its data is kept at every QoS level."""
         self._set(t, "disputed", drop=False)
 
-    def mark_published(self, update: SubmitUpdate | int) -> None:
+    def mark_published(self, t: int) -> None:
         """The update of ``t`` is on-chain (call after its receipt); ONCHAIN_PROOF drops it."""
-        t = update if isinstance(update, int) else update.call.t
         if self.qos is QoS.ONCHAIN_PROOF:
             self._set(t, "published", drop=True, only_if="agreed")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from pervasive.crypto import abi_decode, abi_encode, keccak256
 from pervasive.errors import InvalidInput, SchemaViolation
-from pervasive.offchain.sensor_message import SensorMessage, decode_sensor_message
+from pervasive.sensing.message import SensorMessage, decode_sensor_message
 
 __all__ = [
     "MISSING_LEAF",

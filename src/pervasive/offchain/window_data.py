@@ -34,26 +34,21 @@ from pervasive.crypto import (
     typed_data_digest,
     verify_hash,
 )
+from pervasive.domain import FieldType
 from pervasive.errors import InvalidInput
-from pervasive.offchain.declaration import SensorDeclaration
-from pervasive.offchain.sensor_message import SENSOR_DOMAIN_SEPARATOR, SENSOR_MESSAGE_TYPE
 from pervasive.offchain.window import MISSING_LEAF, WindowArray
+from pervasive.sensing import SensorDeclaration
+from pervasive.sensing.message import SENSOR_DOMAIN_SEPARATOR, SENSOR_MESSAGE_TYPE
 
-__all__ = ["WINDOW_DATA_VERSION", "PackedMessage", "SensorWindowData", "WindowData"]
+__all__ = [
+    "WINDOW_DATA_VERSION",
+    "PackedMessage",
+    "SensorWindowData",
+    "WindowData",
+    "pack_window",
+]
 
 WINDOW_DATA_VERSION = 1
-# The field code of a type is its index here (a wire format: append, never reorder).
-_FIELD_CODES = (
-    "bool",
-    "int64",
-    "uint64",
-    "int256",
-    "uint256",
-    "string",
-    "bytes",
-    "bytes32",
-    "address",
-)
 _FIXED_WIDTH = {
     "bool": 1,
     "int64": 8,
@@ -168,7 +163,7 @@ class WindowData:
             if len(s.messages) > 0xFFFF or not 0 <= s.start < 2**64:
                 raise InvalidInput("a sensor window holds at most 65535 messages from q0 < 2^64")
             out += s.public_key + bytes([len(kind)]) + kind + bytes([len(s.field_types)])
-            out += bytes(_FIELD_CODES.index(_known(t)) for t in s.field_types)
+            out += bytes(FieldType.parse(t).code for t in s.field_types)  # the registry's codes
             out += s.start.to_bytes(8, "big") + len(s.messages).to_bytes(2, "big")
             bitmap = bytearray((len(s.messages) + 7) // 8)
             for i, m in enumerate(s.messages):
@@ -196,9 +191,7 @@ class WindowData:
             except UnicodeDecodeError:
                 raise InvalidInput("a sensor type is not UTF-8") from None
             codes = reader.take(reader.int(1))
-            if any(c >= len(_FIELD_CODES) for c in codes):
-                raise InvalidInput("unknown field type code in window data")
-            types = tuple(_FIELD_CODES[c] for c in codes)
+            types = tuple(FieldType.from_code(c).value for c in codes)
             start, count = reader.int(8), reader.int(2)
             bitmap = reader.take((count + 7) // 8)
             if count % 8 and bitmap[-1] >> (count % 8):
@@ -214,12 +207,6 @@ class WindowData:
         if not reader.done:
             raise InvalidInput("trailing bytes after the window data")
         return cls(tuple(sensors))
-
-
-def _known(kind: str) -> str:
-    if kind not in _FIELD_CODES:
-        raise InvalidInput(f"field type {kind!r} is not one of {', '.join(_FIELD_CODES)}")
-    return kind
 
 
 class _Reader:
@@ -282,3 +269,11 @@ def _unpack_values(types: Sequence[str], reader: _Reader) -> bytes:
             else:
                 values.append(int.from_bytes(raw, "big", signed=kind.startswith("int")))
     return abi_encode(types, values)
+
+
+def pack_window(windows: WindowArray, declarations: Iterable[SensorDeclaration]) -> bytes:
+    """``w[t]`` in the contract's packed form: what on-chain proof of storage sends.
+
+    Example: ``WindowData.decode(pack_window(w, spec.sensors)).hash == w.hash``.
+    """
+    return WindowData.from_windows(windows, declarations).encode()

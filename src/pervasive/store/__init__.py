@@ -8,10 +8,12 @@ processes sharing a file wait instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["open_database"]
+__all__ = ["attach", "open_database", "transaction"]
 
 
 def open_database(path: Path | str, *, schema: str = "") -> sqlite3.Connection:
@@ -31,3 +33,23 @@ def open_database(path: Path | str, *, schema: str = "") -> sqlite3.Connection:
     if schema:
         connection.executescript(schema)
     return connection
+
+
+def attach(database: Path | str | sqlite3.Connection, schema: str) -> sqlite3.Connection:
+    """``database`` with ``schema`` applied: opened if a path, shared if a connection."""
+    if isinstance(database, sqlite3.Connection):
+        database.executescript(schema)
+        return database
+    return open_database(database, schema=schema)
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

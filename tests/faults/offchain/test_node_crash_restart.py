@@ -249,7 +249,7 @@ def _logged(database: Path) -> int:
 def _recorded(database: Path) -> bool:
     with sqlite3.connect(database) as db:
         try:
-            row = db.execute("SELECT status FROM node_updates WHERE t = 0").fetchone()
+            row = db.execute("SELECT status FROM committee_submissions WHERE round = 0").fetchone()
         except sqlite3.OperationalError:
             return False
     return row is not None and row[0] == "recorded"

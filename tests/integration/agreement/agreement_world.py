@@ -11,17 +11,9 @@ import time
 from dataclasses import dataclass, replace
 
 from pervasive.chain import Ledger, Signer
-from pervasive.contracts import (
-    Agreement,
-    AgreementFactory,
-    AgreementTerms,
-    QoSLevel,
-    Reaction,
-    ReactionKind,
-    Registry,
-    SensorField,
-)
+from pervasive.contracts import Agreement, AgreementFactory, Registry
 from pervasive.crypto import PrivateKey, Signature, keccak256
+from pervasive.domain import AgreementTerms, QoS, Reaction, ReactionKind, SensorField
 
 LOCK_FIELDS = [SensorField.parse("unlocked:bool"), SensorField.parse("time:uint64")]
 SENSOR_KEY = PrivateKey(bytes.fromhex("5e" * 32))
@@ -52,7 +44,7 @@ class World:
             function_hash=keccak256(b"def rental_time(w): ..."),
             nodes=tuple(n.address for n in self.nodes),
             node_parties=(0, 1),
-            qos=QoSLevel.NO_PROOF,
+            qos=QoS.NO_PROOF,
             reward=1_000,
             reaction=Reaction(ReactionKind.NONE),
             expiry=int(time.time()) + 86_400 * 365,

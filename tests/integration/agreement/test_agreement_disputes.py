@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from agreement_world import World
 
-from pervasive.contracts import Agreement, ProofEvidence, QoSLevel, RevealEvidence
+from pervasive.contracts import Agreement, ProofEvidence, RevealEvidence
 from pervasive.crypto import PrivateKey, keccak256, sign_typed_data
+from pervasive.domain import QoS
 from pervasive.errors import InvalidInput, TransactionReverted
-from pervasive.offchain.declaration import SensorDeclaration
-from pervasive.offchain.messages import ProofOfComputation, Reveal, commitment
-from pervasive.offchain.sensor_message import sign_sensor_message
+from pervasive.offchain import ProofOfComputation, Reveal, commitment
 from pervasive.offchain.window_data import PackedMessage, SensorWindowData, WindowData
+from pervasive.sensing import SensorDeclaration
+from pervasive.sensing.message import sign_sensor_message
 
 SECRET = bytes(range(32))
 
@@ -119,7 +120,7 @@ def lock_window(world: World, start: int, count: int) -> WindowData:
 
 
 async def test_onchain_qos_checks_the_data_hash(world: World) -> None:
-    agreement = await world.agreement(qos=QoSLevel.ONCHAIN_PROOF)
+    agreement = await world.agreement(qos=QoS.ONCHAIN_PROOF)
     window = lock_window(world, 0, 20)
     data = window.encode()
     payload = agreement.update_payload(0, b"\x00" * 31 + b"\x09", window.hash, data=data)

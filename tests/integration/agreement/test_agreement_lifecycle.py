@@ -7,16 +7,9 @@ from dataclasses import replace
 import pytest
 from agreement_world import World
 
-from pervasive.contracts import (
-    Agreement,
-    QoSLevel,
-    Reaction,
-    ReactionKind,
-    Signing,
-    UpdatePayload,
-    compact_signature,
-)
+from pervasive.contracts import Agreement, compact_signature
 from pervasive.crypto import PrivateKey, Signature, keccak256
+from pervasive.domain import QoS, Reaction, ReactionKind, SigningMode, Update
 from pervasive.errors import InvalidInput, TransactionReverted
 
 WINDOW_HASH = keccak256(b"w[t]")
@@ -27,12 +20,12 @@ def word(n: int) -> bytes:
     return n.to_bytes(32, "big")
 
 
-def signed(world: World, agreement: Agreement, payload: UpdatePayload) -> list[Signature]:
+def signed(world: World, agreement: Agreement, payload: Update) -> list[Signature]:
     return [payload.sign(world.key(n), world.ledger.chain_id) for n in world.nodes]
 
 
 async def send_raw_update(
-    world: World, agreement: Agreement, payload: UpdatePayload, sigs: list[Signature]
+    world: World, agreement: Agreement, payload: Update, sigs: list[Signature]
 ) -> None:
     """Bypass the wrapper's checks so the contract itself must refuse."""
     args = (payload.window, payload.result, payload.window_hash, payload.proofs_hash)
@@ -168,16 +161,16 @@ async def test_emit_reaction_logs_an_actuation(world: World) -> None:
 
 
 async def test_only_parties_deposit(world: World) -> None:
-    agreement = await world.agreement(qos=QoSLevel.OFFCHAIN_PROOF)
+    agreement = await world.agreement(qos=QoS.OFFCHAIN_PROOF)
     with pytest.raises(TransactionReverted, match="only a party"):
         await agreement.deposit(world.nodes[0], 10)
 
 
 async def test_the_signing_mode_and_leader_are_terms_every_party_signs(world: World) -> None:
-    rotating = await world.agreement(signing=Signing.FAST, leader=None)
-    assert (rotating.terms.signing, rotating.terms.leader) == (Signing.FAST, None)
-    static = await world.agreement(signing=Signing.LEADER, leader=1)
-    assert (static.terms.signing, static.terms.leader) == (Signing.LEADER, 1)
+    rotating = await world.agreement(signing=SigningMode.FAST, leader=None)
+    assert (rotating.terms.signing, rotating.terms.leader) == (SigningMode.FAST, None)
+    static = await world.agreement(signing=SigningMode.LEADER, leader=1)
+    assert (static.terms.signing, static.terms.leader) == (SigningMode.LEADER, 1)
     assert static.terms.as_abi()[-2:] == (1, 1)
     # a leader that is not a node: refused by the wrapper and, signed anyway, by the contract
     with pytest.raises(InvalidInput, match="not a node index"):

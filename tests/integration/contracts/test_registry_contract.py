@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from pervasive.chain import ContractCall, Ledger
-from pervasive.contracts import FieldType, Registry, SensorField
+from pervasive.contracts import Registry
 from pervasive.crypto import PrivateKey, keccak256
+from pervasive.domain import FieldType, SensorField
 from pervasive.errors import InvalidInput, NotFound, TransactionReverted
 
 

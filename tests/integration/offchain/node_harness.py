@@ -23,17 +23,11 @@ from pervasive.apps.smartlock import (
     smart_lock_declaration,
 )
 from pervasive.chain import Ledger, Signer
-from pervasive.contracts import (
-    Agreement,
-    DeploymentBook,
-    QoSLevel,
-    Reaction,
-    ReactionKind,
-    Registry,
-)
+from pervasive.contracts import Agreement, DeploymentBook, Registry
 from pervasive.crypto import PrivateKey
+from pervasive.domain import QoS, Reaction, ReactionKind, SigningMode
 from pervasive.messaging import ClientOptions, EmbeddedBroker, MqttClient, MqttMessage
-from pervasive.offchain import OffchainFunction, SensorMessage, SigningMode, sign_sensor_message
+from pervasive.offchain import OffchainFunction
 from pervasive.offchain.node import (
     AgreementPlan,
     ContractAgreementPort,
@@ -47,6 +41,7 @@ from pervasive.offchain.node import (
     sensor_topic,
 )
 from pervasive.pki import CertificateAuthority
+from pervasive.sensing import SensorMessage, sign_sensor_message
 
 RATE = 10**9
 """Premium in wei per rental second."""
@@ -79,7 +74,7 @@ class Harness:
         nodes: int = 2,
         locks: int = 1,
         rentals: int = 3,
-        qos: QoSLevel = QoSLevel.OFFCHAIN_PROOF,
+        qos: QoS = QoS.OFFCHAIN_PROOF,
         mode: SigningMode = SigningMode.RING,
         book: DeploymentBook | None = None,
     ) -> Harness:

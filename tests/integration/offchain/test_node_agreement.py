@@ -16,21 +16,15 @@ from node_harness import RATE, Harness, Lossy, running
 
 from pervasive.apps.smartlock import RENTAL_TIME, decode_monthly_rental
 from pervasive.chain import Receipt
-from pervasive.contracts import AgreementFactory, QoSLevel
+from pervasive.committee import decode_envelope
+from pervasive.contracts import AgreementFactory
 from pervasive.crypto import PrivateKey, abi_encode, sign_typed_data
+from pervasive.domain import QoS, SigningMode
 from pervasive.errors import NotFound, TransactionReverted
-from pervasive.offchain import (
-    DisputeKind,
-    MessageKind,
-    OffchainFunction,
-    SensorDeclaration,
-    SensorMessage,
-    SigningMode,
-    decode_protocol_message,
-    sign_sensor_message,
-)
+from pervasive.offchain import DisputeKind, MessageKind, OffchainFunction
 from pervasive.offchain.node import IntermediateNodeService, NodeOptions, fetch_window
 from pervasive.offchain.node.transport import node_inbox_topic
+from pervasive.sensing import SensorDeclaration, SensorMessage, sign_sensor_message
 
 Make = Callable[..., Awaitable[Harness]]
 
@@ -95,9 +89,9 @@ async def test_three_nodes_in_leader_mode_agree(make: Make) -> None:
     await assert_correct_record(h, *nodes)
 
 
-@pytest.mark.parametrize("qos", [QoSLevel.OFFCHAIN_PROOF, QoSLevel.ONCHAIN_PROOF])
+@pytest.mark.parametrize("qos", [QoS.OFFCHAIN_PROOF, QoS.ONCHAIN_PROOF])
 async def test_fast_protocol_records_the_leaders_compact_update_without_an_extra_exchange(
-    make: Make, qos: QoSLevel
+    make: Make, qos: QoS
 ) -> None:
     h = await make(nodes=3, mode=SigningMode.FAST, qos=qos)
     options = NodeOptions(
@@ -166,10 +160,10 @@ async def test_a_lazy_copier_cannot_see_results_before_committing(make: Make) ->
         async def messages(self):  # type: ignore[no-untyped-def]
             async for message in self.inner.messages():
                 if message.topic.startswith("pervasive/nodes/") and not message.topic.endswith(
-                    "updates"
+                    ("/windows", "/reply")
                 ):
-                    decoded = decode_protocol_message(message.payload)
-                    if decoded.kind is MessageKind.REVEAL:
+                    decoded = decode_envelope(message.payload)
+                    if decoded.kind == MessageKind.REVEAL:
                         reveals_seen.append(decoded.body)
                 yield message
 
@@ -270,7 +264,7 @@ async def test_a_duplicate_update_is_refused_and_never_resent(make: Make) -> Non
     [submission] = [designated.submitter.get(0)]
     assert submission is not None
     with pytest.raises(TransactionReverted, match="already updated"):
-        await designated.submitter.port.submit_update(submission.update)
+        await designated.submitter.port.submit(submission.transaction)
     assert await designated.submitter.submit(submission) is None
     assert a.stats.updates_sent + b.stats.updates_sent == 1
     assert len(await h.agreement.records()) == 1
@@ -307,11 +301,14 @@ async def test_a_stand_in_sends_the_update_when_the_designated_node_goes_silent(
     class Silent:
         """The designated node's chain access is cut after it agreed."""
 
-        async def recorded(self, t: int) -> bool:
+        async def recorded(self, round: int) -> bool:
             return False
 
-        async def submit_update(self, update: object) -> Receipt:
+        async def submit(self, transaction: object) -> Receipt:
             raise TransactionReverted("node offline")
+
+        def already_recorded(self, error: TransactionReverted) -> bool:
+            return False
 
         async def open_dispute(self, *args: object) -> Receipt:
             raise TransactionReverted("node offline")
@@ -362,7 +359,7 @@ async def test_a_party_fetches_a_stored_window_and_checks_it_against_the_chain(
 async def test_without_proof_of_storage_a_node_answers_that_it_holds_no_window(
     make: Make,
 ) -> None:
-    h = await make(nodes=2, qos=QoSLevel.NO_PROOF)
+    h = await make(nodes=2, qos=QoS.NO_PROOF)
     a, b = await h.node(0), await h.node(1)
     auditor = await h.client("svc:auditor.provider")
     provider = PrivateKey(h.ledger.dev_signer(0).private_key)

@@ -1,7 +1,7 @@
 """The node's sensor side without a network: fast verification, ordering, gaps, windows, the log.
 
 The fast verifier must accept and refuse exactly what the reference functions of
-``pervasive.offchain.sensor_message`` accept and refuse (property-tested on random
+``pervasive.sensing.message`` accept and refuse (property-tested on random
 declarations, values and byte corruptions).
 """
 
@@ -14,18 +14,18 @@ from hypothesis import strategies as st
 
 from pervasive.apps.smartlock import RENTAL_TIME
 from pervasive.crypto import PrivateKey, checksum_address
+from pervasive.domain import AgreementTerms, FieldType, QoS, Reaction, ReactionKind
 from pervasive.errors import PervasiveError
-from pervasive.offchain import (
-    AgreementSpec,
-    FieldType,
+from pervasive.offchain import AgreementSpec
+from pervasive.offchain.node import MessageLog, SensorPipeline
+from pervasive.sensing import (
     SensorDeclaration,
     SensorMessage,
-    WindowSpec,
+    SensorVerifier,
     decode_sensor_message,
     sign_sensor_message,
     verify_sensor_message,
 )
-from pervasive.offchain.node import MessageLog, SensorPipeline, SensorVerifier
 
 KEY = PrivateKey(b"\x21" * 32)
 OTHER = PrivateKey(b"\x22" * 32)
@@ -103,14 +103,23 @@ def lock_spec(size: int = 4) -> tuple[AgreementSpec, SensorDeclaration]:
         "smart-lock",
         [("bicycle", "uint64"), ("token", "string"), ("unlocked", "bool"), ("time", "uint64")],
     )
-    spec = AgreementSpec(
-        address="0x" + "ab" * 20,
-        chain_id=31337,
-        nodes=(KEY.address, OTHER.address),
-        sensors=(declaration,),
-        window=WindowSpec((declaration.address,), (0,), size, size),
+    terms = AgreementTerms(
+        parties=(PrivateKey(b"\x03" * 32).address, PrivateKey(b"\x04" * 32).address),
+        sensors=(declaration.address,),
+        start_points=(0,),
+        window_size=size,
+        sliding_factor=size,
         function_name=RENTAL_TIME.name,
         function_hash=RENTAL_TIME.source_hash,
+        nodes=(KEY.address, OTHER.address),
+        node_parties=(0, 1),
+        qos=QoS.OFFCHAIN_PROOF,
+        reward=0,
+        reaction=Reaction(ReactionKind.NONE),
+        expiry=2**40,
+    )
+    spec = AgreementSpec(
+        address="0x" + "ab" * 20, chain_id=31337, terms=terms, sensors=(declaration,)
     )
     return spec, declaration
 

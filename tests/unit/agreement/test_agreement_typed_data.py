@@ -5,16 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pervasive.contracts import (
-    UPDATE_TYPE,
-    AgreementTerms,
-    QoSLevel,
-    Reaction,
-    ReactionKind,
-    UpdatePayload,
-    blueprint_deploy_code,
-    compact_signature,
-)
+from pervasive.contracts import blueprint_deploy_code, compact_signature
 from pervasive.contracts.agreement_records import expand_signature
 from pervasive.crypto import (
     PrivateKey,
@@ -24,6 +15,7 @@ from pervasive.crypto import (
     sign_typed_data,
     unsafe_sign_hash,
 )
+from pervasive.domain import UPDATE_TYPE, AgreementTerms, QoS, Reaction, ReactionKind, Update
 
 FACTORY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 keys = st.integers(min_value=1, max_value=2**200).map(lambda n: PrivateKey(n.to_bytes(32, "big")))
@@ -47,7 +39,7 @@ def terms(draw: st.DrawFn) -> AgreementTerms:
         function_hash=draw(st.binary(min_size=32, max_size=32).filter(any)),
         nodes=tuple(nodes),
         node_parties=tuple(draw(st.integers(0, len(parties) - 1)) for _ in nodes),
-        qos=draw(st.sampled_from(list(QoSLevel))),
+        qos=draw(st.sampled_from(list(QoS))),
         reward=draw(st.integers(0, 2**256 - 1)),
         reaction=Reaction(kind, payer, payee, draw(st.integers(1, 2**256 - 1))),
         expiry=draw(st.integers(0, 2**64 - 1)),
@@ -72,7 +64,7 @@ def test_terms_digest_matches_the_full_eip712_document(t: AgreementTerms) -> Non
 def test_update_digest_matches_the_full_eip712_document(
     window: int, result: bytes, window_hash: bytes, data_hash: bytes
 ) -> None:
-    payload = UpdatePayload(FACTORY, window, result, window_hash, bytes(32), data_hash)
+    payload = Update(FACTORY, window, result, window_hash, bytes(32), data_hash)
     members = UPDATE_TYPE[len("Update(") : -1].split(",")
     document = {
         "types": {
@@ -121,7 +113,7 @@ def test_sign_is_eip712_of_the_terms() -> None:
     t = AgreementTerms(
         parties=(key.address, FACTORY), sensors=(FACTORY,), start_points=(0,), window_size=1,
         sliding_factor=1, function_name="f", function_hash=b"\x01" * 32,
-        nodes=(key.address, FACTORY), node_parties=(0, 1), qos=QoSLevel.NO_PROOF, reward=0,
+        nodes=(key.address, FACTORY), node_parties=(0, 1), qos=QoS.NO_PROOF, reward=0,
         reaction=Reaction(), expiry=1,
     )  # fmt: skip
     assert t.sign(key, 1, FACTORY) == sign_typed_data(key, t.typed_hash(1, FACTORY))

@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pervasive.contracts import FieldType, SensorField
-from pervasive.contracts.entities import (
+from pervasive.crypto import PrivateKey
+from pervasive.domain import (
+    FieldType,
+    SensorField,
     check_account,
     check_endpoint,
     check_fields,
@@ -15,7 +17,6 @@ from pervasive.contracts.entities import (
     check_public_key,
     check_sensor_type,
 )
-from pervasive.crypto import PrivateKey
 from pervasive.errors import InvalidInput
 
 ID_ALPHABET = st.sampled_from("abcXYZ019._:-")
@@ -46,9 +47,11 @@ def test_field_types_round_trip_through_their_code(kind: FieldType) -> None:
 
 def test_field_type_codes_match_the_contract_order() -> None:
     names = ["bool", "int64", "uint64", "int256", "uint256", "string", "bytes32", "address"]
-    assert [FieldType.from_code(i).value for i in range(8)] == names
+    names.append("bytes")
+    assert [FieldType.from_code(i).value for i in range(9)] == names
+    assert [FieldType(n).code for n in names] == list(range(9))
     with pytest.raises(InvalidInput):
-        FieldType.from_code(8)
+        FieldType.from_code(9)
 
 
 @pytest.mark.parametrize(

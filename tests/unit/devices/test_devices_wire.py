@@ -1,6 +1,6 @@
 """Devices sign in paper 002's format and read back verified, decoded readings.
 
-The format itself is :mod:`pervasive.offchain.sensor_message` (the reference); these
+The format itself is :mod:`pervasive.sensing.message` (the reference); these
 tests check what the device side adds: values decoded as declared, the verdict on
 corrupted bytes equal to the reference's, and the claimed key peeked before checking.
 """
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from pervasive.crypto import PrivateKey, checksum_address
 from pervasive.devices import ReadingVerifier, peek_public_key, sign_reading
 from pervasive.errors import InvalidInput, InvalidSignature, SchemaViolation
-from pervasive.offchain.declaration import SensorDeclaration
-from pervasive.offchain.sensor_message import decode_sensor_message, verify_sensor_message
+from pervasive.sensing import SensorDeclaration
+from pervasive.sensing.message import decode_sensor_message, verify_sensor_message
 
 KEY = PrivateKey(bytes(range(1, 33)))
 OTHER = PrivateKey(bytes(range(2, 34)))

@@ -10,28 +10,25 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pervasive.committee import Send
 from pervasive.crypto import PrivateKey
+from pervasive.domain import AgreementTerms, QoS, Reaction, ReactionKind, SigningMode
 from pervasive.errors import ReplayedMessage
 from pervasive.offchain import (
     Action,
     AgreementSpec,
     FunctionRegistry,
-    IntermediateNode,
+    NodeProtocol,
     OffchainFunction,
-    QoS,
-    Send,
-    SensorDeclaration,
-    SensorMessage,
-    SigningMode,
     WindowArray,
     WindowBuilder,
-    WindowSpec,
-    sign_sensor_message,
 )
+from pervasive.sensing import SensorDeclaration, SensorMessage, sign_sensor_message
 
 AGREEMENT = "0x00000000000000000000000000000000000A11cE"
 SENSOR_KEYS = [PrivateKey(bytes([0x51 + i]) * 32) for i in range(3)]
 NODE_KEYS = [PrivateKey(bytes([0x11 + i]) * 32) for i in range(4)]
+PARTY_KEYS = [PrivateKey(bytes([0x31 + i]) * 32) for i in range(2)]
 
 
 def total_of(windows: WindowArray) -> str:
@@ -75,18 +72,43 @@ def make_spec(
     function: OffchainFunction = TOTAL,
 ) -> AgreementSpec:
     decls = tuple(declaration(i) for i in range(sensors))
-    return AgreementSpec(
-        address=AGREEMENT,
-        chain_id=31337,
-        nodes=tuple(k.address for k in NODE_KEYS[:nodes]),
-        sensors=decls,
-        window=WindowSpec(tuple(d.address for d in decls), (0,) * sensors, sliding, size),
+    return spec_of(
+        decls, nodes=nodes, mode=mode, qos=qos, size=size, sliding=sliding,
+        static_leader=static_leader, function=function,
+    )  # fmt: skip
+
+
+def spec_of(
+    decls: Sequence[SensorDeclaration],
+    *,
+    nodes: int = 2,
+    mode: SigningMode = SigningMode.RING,
+    qos: QoS = QoS.OFFCHAIN_PROOF,
+    size: int = 3,
+    sliding: int = 3,
+    static_leader: int | None = 0,
+    function: OffchainFunction = TOTAL,
+    address: str = AGREEMENT,
+) -> AgreementSpec:
+    """An agreement over ``decls`` whose terms the parties of PARTY_KEYS signed."""
+    terms = AgreementTerms(
+        parties=tuple(k.address for k in PARTY_KEYS),
+        sensors=tuple(d.address for d in decls),
+        start_points=(0,) * len(decls),
+        window_size=size,
+        sliding_factor=sliding,
         function_name=function.name,
         function_hash=function.source_hash,
+        nodes=tuple(k.address for k in NODE_KEYS[:nodes]),
+        node_parties=tuple(i % 2 for i in range(nodes)),
         qos=qos,
-        mode=mode,
-        static_leader=static_leader,
+        reward=0,
+        reaction=Reaction(ReactionKind.NONE),
+        expiry=2**40,
+        signing=mode,
+        leader=static_leader,
     )
+    return AgreementSpec(address=address, chain_id=31337, terms=terms, sensors=tuple(decls))
 
 
 def windows_for(spec: AgreementSpec, count: int) -> list[WindowArray]:
@@ -103,7 +125,7 @@ def windows_for(spec: AgreementSpec, count: int) -> list[WindowArray]:
 class Network:
     """Delivers every Send to its recipients, FIFO; records outcomes per node."""
 
-    nodes: dict[str, IntermediateNode]
+    nodes: dict[str, NodeProtocol]
     now: float = 0.0
     queue: collections.deque[tuple[str, bytes]] = field(default_factory=collections.deque)
     outcomes: dict[str, list[Action]] = field(default_factory=lambda: collections.defaultdict(list))
@@ -117,7 +139,7 @@ class Network:
                 self.sent.append((sender, action))
                 for recipient in action.recipients:
                     if not self.drop(sender, recipient, action):
-                        self.queue.append((recipient, action.message.encode()))
+                        self.queue.append((recipient, action.envelope.encode()))
             else:
                 self.outcomes[sender].append(action)
 
@@ -158,5 +180,5 @@ def build_network(
     nodes = {}
     for index, key in enumerate(NODE_KEYS[: len(spec.nodes)]):
         fn = (functions or {}).get(index, TOTAL)
-        nodes[key.address] = IntermediateNode(key, spec, fn, **kwargs)
+        nodes[key.address] = NodeProtocol(key, spec, fn, **kwargs)
     return Network(nodes)

@@ -6,23 +6,23 @@ from pathlib import Path
 
 from offchain_harness import NODE_KEYS, TOTAL, Network, make_spec, windows_for
 
+from pervasive.committee import Send, Submit
+from pervasive.domain import SigningMode
 from pervasive.offchain import (
     Agreed,
     Dispute,
-    IntermediateNode,
+    NodeProtocol,
     Phase,
-    Send,
-    SigningMode,
+    ProofsBody,
     SQLiteRoundJournal,
-    SubmitUpdate,
+    decode_body,
 )
-from pervasive.offchain.messages import decode_proofs_body
 
 
-def _node(index: int, spec, db: Path, **kwargs) -> IntermediateNode:
+def _node(index: int, spec, db: Path, **kwargs) -> NodeProtocol:
     key = NODE_KEYS[index]
     journal = SQLiteRoundJournal(db / f"node{index}.sqlite", spec.address, key.address)
-    return IntermediateNode(key, spec, TOTAL, journal, **kwargs)
+    return NodeProtocol(key, spec, TOTAL, journal, **kwargs)
 
 
 def test_restart_after_agreement_does_not_submit_again(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_restart_after_agreement_does_not_submit_again(tmp_path: Path) -> None:
     net.start(a.address, w)
     net.start(b.address, w)
     net.run()
-    assert len(net.of(a.address, SubmitUpdate)) == 1  # a is the submitter of window 0
+    assert len(net.of(a.address, Submit)) == 1  # a holds the whole update of window 0
 
     restarted = _node(0, spec, tmp_path)  # crash: a new process on the same journal
     assert restarted.phase(0) is Phase.AGREED
@@ -42,8 +42,8 @@ def test_restart_after_agreement_does_not_submit_again(tmp_path: Path) -> None:
     assert from_b
     replayed = []
     for send in from_b:  # the broker redelivers everything b ever sent
-        replayed += restarted.receive(send.message.encode(), 100.0)
-    assert not any(isinstance(x, SubmitUpdate | Agreed) for x in replayed)
+        replayed += restarted.receive(send.envelope.encode(), 100.0)
+    assert not any(isinstance(x, Submit | Agreed) for x in replayed)
     assert restarted.tick(1000.0) == []
 
 
@@ -54,13 +54,18 @@ def test_restart_mid_round_reuses_the_same_commitment(tmp_path: Path) -> None:
     first = [x for x in a.start_window(w, 0.0) if isinstance(x, Send)]
     b.start_window(w, 0.0)
     for send in first:  # a's proof reaches b, then a crashes
-        b.receive(send.message.encode(), 0.0)
+        b.receive(send.envelope.encode(), 0.0)
 
     restarted = _node(0, spec, tmp_path)
     again = [x for x in restarted.start_window(w, 1.0) if isinstance(x, Send)]
-    proof_of = lambda s: decode_proofs_body(s.message.body, spec.address, 0)[0][0].proof  # noqa: E731
+
+    def proof_of(send: Send) -> object:
+        body = decode_body(send.envelope)
+        assert isinstance(body, ProofsBody)
+        return body.proofs[0].proof
+
     assert proof_of(again[0]) == proof_of(first[0])  # same secret, same commitment
-    assert again[0].message.nonce != first[0].message.nonce  # a new epoch: not a replay
+    assert again[0].envelope.nonce != first[0].envelope.nonce  # a new epoch: not a replay
 
     net = Network({restarted.address: restarted, b.address: b})
     net.absorb(restarted.address, again)
@@ -69,7 +74,7 @@ def test_restart_mid_round_reuses_the_same_commitment(tmp_path: Path) -> None:
         net.tick(10.0)
     assert net.all_of(Dispute) == []
     assert len(net.all_of(Agreed)) == 2
-    assert len(net.all_of(SubmitUpdate)) == 1
+    assert len(net.of(restarted.address, Submit)) == len(net.of(b.address, Submit)) == 1
 
 
 def test_fast_leader_restart_resends_pending_compact_update(tmp_path: Path) -> None:
@@ -80,14 +85,14 @@ def test_fast_leader_restart_resends_pending_compact_update(tmp_path: Path) -> N
     net.start(a.address, w)
     net.start(b.address, w)
     net.run()
-    assert len(net.all_of(Agreed)) == 2 and net.all_of(SubmitUpdate) == []  # P_0 waits for round 1
+    assert len(net.all_of(Agreed)) == 2 and net.all_of(Submit) == []  # P_0 waits for round 1
 
     restarted = _node(0, spec, tmp_path)  # the leader crashes before collecting P_0
     net.nodes[a.address] = restarted
     net.absorb(a.address, restarted.tick(0.0))
     net.run()
-    [update] = net.all_of(SubmitUpdate)
-    assert update.call.t == 0
+    [update] = net.all_of(Submit)
+    assert update.round == 0
     net.absorb(a.address, restarted.tick(100.0))
     net.run()
-    assert len(net.all_of(SubmitUpdate)) == 1
+    assert len(net.all_of(Submit)) == 1

@@ -12,18 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from offchain_harness import NODE_KEYS, SENSOR_KEYS, declaration, make_spec
 
-from pervasive.contracts import QoSLevel, UpdatePayload, agreement_domain
 from pervasive.crypto import abi_encode, hash_typed_data, keccak256
-from pervasive.offchain import (
-    CompactUpdate,
-    ProofOfComputation,
-    ProtocolMessage,
-    QoS,
-    Reveal,
-    commitment,
-)
-from pervasive.offchain.messages import MessageKind
-from pervasive.offchain.sensor_message import sign_sensor_message
+from pervasive.domain import QoS, Update, agreement_domain
+from pervasive.offchain import ProofOfComputation, Reveal, commitment
+from pervasive.sensing.message import sign_sensor_message
 
 AGREEMENT_DOMAIN_TYPE = [
     {"name": "name", "type": "string"},
@@ -117,10 +109,10 @@ def test_reveal_digest_and_commitment(result: bytes | None, secret: bytes, t: in
     data_hash=words,
     t=st.integers(0, 2**64),
 )
-def test_compact_update_digest(
+def test_update_digest(
     result: bytes, window_hash: bytes, proofs_hash: bytes, data_hash: bytes, t: int
 ) -> None:
-    update = CompactUpdate(SPEC.address, t, result, window_hash, proofs_hash, data_hash)
+    update = Update(SPEC.address, t, result, window_hash, proofs_hash, data_hash)
     members = [
         ("address", "agreement"),
         ("uint256", "window"),
@@ -141,43 +133,8 @@ def test_compact_update_digest(
             "dataHash": data_hash,
         },
     )
-    assert update.typed_hash(SPEC.domain_separator) == hash_typed_data(doc)
-    # the fast protocol's P_t is the very struct the Agreement contract verifies
-    payload = UpdatePayload(SPEC.address, t, result, window_hash, proofs_hash, data_hash)
-    assert update.typed_hash(SPEC.domain_separator) == payload.typed_hash(SPEC.chain_id)
-
-
-def test_protocol_message_digest() -> None:
-    message = ProtocolMessage.create(
-        NODE_KEYS[0],
-        SPEC.domain_separator,
-        agreement=SPEC.address,
-        window=4,
-        kind=MessageKind.REVEAL,
-        nonce=9,
-        body=b"body",
-    )
-    members = [
-        ("address", "agreement"),
-        ("uint256", "window"),
-        ("uint8", "kind"),
-        ("address", "sender"),
-        ("uint64", "nonce"),
-        ("bytes", "body"),
-    ]
-    doc = document(
-        "ProtocolMessage",
-        members,
-        {
-            "agreement": SPEC.address,
-            "window": 4,
-            "kind": 6,
-            "sender": NODE_KEYS[0].address,
-            "nonce": 9,
-            "body": b"body",
-        },
-    )
-    assert message.digest(SPEC.domain_separator) == hash_typed_data(doc).digest
+    # every protocol signs this one struct (the fast protocol's P_t included)
+    assert update.typed_hash(SPEC.chain_id) == hash_typed_data(doc)
 
 
 def test_sensor_message_digest() -> None:
@@ -207,46 +164,5 @@ def test_sensor_message_digest() -> None:
 
 def test_offchain_view_agrees_with_the_contract_wrappers() -> None:
     """``offchain`` mirrors two facts of ``contracts`` (it may not import them): pin both."""
-    assert [(q.name, q.value) for q in QoS] == [(q.name, q.value) for q in QoSLevel]
+    assert [(q.name, q.value) for q in QoS] == [(q.name, q.value) for q in QoS]
     assert SPEC.domain_separator == agreement_domain(SPEC.chain_id, SPEC.address)
-
-
-@settings(max_examples=50, deadline=None)
-@given(
-    window=st.integers(0, 2**256 - 1),
-    kind=st.sampled_from(list(MessageKind)),
-    nonce=st.integers(0, 2**64 - 1),
-    body=st.binary(max_size=300),
-    tamper=st.one_of(st.none(), st.tuples(st.integers(0, 2000), st.integers(1, 255))),
-)
-def test_the_wire_form_is_the_abi_encoding_and_the_fast_decoder_agrees_with_abi_decode(
-    window: int, kind: MessageKind, nonce: int, body: bytes, tamper: tuple[int, int] | None
-) -> None:
-    from pervasive.crypto import abi_decode, checksum_address
-    from pervasive.offchain import decode_protocol_message
-    from pervasive.offchain.messages import _WIRE, _decode_wire_fast
-
-    message = ProtocolMessage.create(
-        NODE_KEYS[0], SPEC.domain_separator, agreement=SPEC.address, window=window, kind=kind,
-        nonce=nonce, body=body,
-    )  # fmt: skip
-    fields = [SPEC.address, window, int(kind), message.sender, nonce, body]
-    wire = message.encode()
-    assert wire == abi_encode(_WIRE, [*fields, message.signature.to_bytes()])
-    assert decode_protocol_message(wire) == message
-    if tamper is None:
-        return
-    at, flip = tamper
-    damaged = bytearray(wire)
-    damaged[at % len(wire)] ^= flip
-    # the fast path either declines (the reference decoder then decides) or agrees with it
-    fast = _decode_wire_fast(bytes(damaged))
-    if fast is not None:
-        agreement, window_, kind_, sender, nonce_, body_, signature = abi_decode(
-            _WIRE, bytes(damaged)
-        )
-        expected = (
-            checksum_address(agreement), window_, kind_, checksum_address(sender), nonce_,
-            body_, signature,
-        )  # fmt: skip
-        assert fast == expected

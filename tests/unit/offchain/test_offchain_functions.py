@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from offchain_harness import NODE_KEYS, Network
+from offchain_harness import NODE_KEYS, Network, spec_of
 
 from pervasive.apps.smartlock import (
     decode_monthly_rental,
@@ -14,22 +14,21 @@ from pervasive.apps.smartlock import (
     rental_table,
     smart_lock_declaration,
 )
+from pervasive.committee import Submit
 from pervasive.crypto import PrivateKey, abi_encode, keccak256
+from pervasive.domain import SigningMode
 from pervasive.errors import InvalidInput, NotFound
 from pervasive.offchain import (
     Agreed,
-    AgreementSpec,
     FunctionMismatch,
     FunctionRegistry,
-    IntermediateNode,
-    SigningMode,
-    SubmitUpdate,
+    NodeProtocol,
     WindowBuilder,
     WindowSpec,
-    sign_sensor_message,
     source_hash,
+    verify_update,
 )
-from pervasive.offchain.verification import verify_full_update
+from pervasive.sensing import sign_sensor_message
 
 LOCK_KEY = PrivateKey(b"\x61" * 32)
 DAY = 86_400
@@ -127,23 +126,18 @@ def test_smart_lock_agreement_end_to_end() -> None:
     registry = FunctionRegistry()
     function = registry.register("rental_time", monthly_rental_time)
     decl, window_spec, w = lock_window([(7, "tok", True, JAN_31), (7, "tok", False, JAN_31 + 900)])
-    spec = AgreementSpec(
-        address="0x" + "ab" * 20,
-        chain_id=1337,
-        nodes=(NODE_KEYS[0].address, NODE_KEYS[1].address),
-        sensors=(decl,),
-        window=window_spec,
-        function_name="rental_time",
-        function_hash=function.source_hash,
-        mode=SigningMode.RING,
-    )
+    spec = spec_of(
+        (decl,), size=window_spec.size, sliding=window_spec.sliding, function=function,
+        mode=SigningMode.RING, address="0x" + "ab" * 20,
+    )  # fmt: skip
     resolved = registry.resolve(spec.function_name, spec.function_hash)
-    net = Network({k.address: IntermediateNode(k, spec, resolved) for k in NODE_KEYS[:2]})
+    net = Network({k.address: NodeProtocol(k, spec, resolved) for k in NODE_KEYS[:2]})
     for address in net.nodes:
         net.start(address, w)
     net.run()
-    [update] = net.all_of(SubmitUpdate)
-    stored = verify_full_update(spec, update.call.calldata())
+    updates = {a.transaction for a in net.all_of(Submit) if isinstance(a, Submit)}
+    [update] = updates  # both nodes hold the same update
+    stored = verify_update(spec, update)
     monthly = decode_monthly_rental(stored.result)
     assert (monthly.seconds, monthly.month) == (900, 202401)
     assert len(net.all_of(Agreed)) == 2

@@ -11,8 +11,8 @@ from eth_abi import decode, encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pervasive.offchain.messages import _PROOFS_BODY
-from pervasive.offchain.proofs_body import ProofsBody, decode_rows, encode_rows
+from pervasive.offchain.bodies import _PROOFS as _PROOFS_BODY
+from pervasive.offchain.proofs_body import ProofsValues, decode_rows, encode_rows
 
 addresses = st.binary(min_size=20, max_size=20)
 words = st.binary(min_size=32, max_size=32)
@@ -40,7 +40,7 @@ bodies = st.tuples(
 )
 
 
-def _eth_abi(body: ProofsBody) -> bytes:
+def _eth_abi(body: ProofsValues) -> bytes:
     rows_, *rest = body
     as_abi = [[(f"0x{a.hex()}", c, w, [f"0x{s.hex()}" for s in sg], list(sigs))
                for a, c, w, sg, sigs in rows_]]  # fmt: skip
@@ -63,7 +63,7 @@ def _normalised(values: tuple[object, ...]) -> tuple[object, ...]:
 
 @settings(max_examples=200, deadline=None)
 @given(bodies)
-def test_encoding_equals_eth_abi_and_decoding_inverts_it(body: ProofsBody) -> None:
+def test_encoding_equals_eth_abi_and_decoding_inverts_it(body: ProofsValues) -> None:
     encoded = encode_rows(body)
     assert encoded == _eth_abi(body)
     assert decode_rows(encoded) == body
@@ -73,7 +73,7 @@ def test_encoding_equals_eth_abi_and_decoding_inverts_it(body: ProofsBody) -> No
 @settings(max_examples=300, deadline=None)
 @given(bodies, st.data())
 def test_a_damaged_body_is_never_read_differently_from_eth_abi(
-    body: ProofsBody, data: st.DataObject
+    body: ProofsValues, data: st.DataObject
 ) -> None:
     damaged = bytearray(encode_rows(body))
     for _ in range(data.draw(st.integers(1, 3))):
@@ -85,7 +85,7 @@ def test_a_damaged_body_is_never_read_differently_from_eth_abi(
 
 
 def test_truncated_or_padded_bodies_go_to_eth_abi() -> None:
-    body: ProofsBody = ((), False, 0, b"", bytes(32), bytes(32), bytes(32), (), ())
+    body: ProofsValues = ((), False, 0, b"", bytes(32), bytes(32), bytes(32), (), ())
     encoded = encode_rows(body)
     assert decode_rows(encoded[:-1]) is None
     assert decode_rows(encoded + bytes(32)) is None

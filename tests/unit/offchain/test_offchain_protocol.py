@@ -18,34 +18,27 @@ from offchain_harness import (
     windows_for,
 )
 
-from pervasive.crypto import PrivateKey, sign_typed_data
+from pervasive.committee import Envelope, Send, Submit
+from pervasive.crypto import PrivateKey, keccak256, sign_typed_data
+from pervasive.domain import QoS, SignedUpdate, SigningMode, Update
 from pervasive.errors import InvalidInput, InvalidSignature, ReplayedMessage
 from pervasive.offchain import (
     Agreed,
-    CompactUpdateCall,
     Dispute,
     DisputeKind,
-    FullUpdateCall,
     FunctionMismatch,
-    IntermediateNode,
     MessageKind,
+    NodeProtocol,
     Phase,
-    ProtocolMessage,
-    QoS,
-    Send,
-    SigningMode,
-    SubmitUpdate,
-    WindowBuilder,
-)
-from pervasive.offchain.messages import (
+    ProofsBody,
     Reveal,
+    RevealBody,
     SignedProof,
-    decode_proofs_body,
-    decode_reveal_body,
-    encode_proofs_body,
-    encode_reveal_body,
+    WindowBuilder,
+    decode_body,
+    verify_update,
 )
-from pervasive.offchain.verification import verify_compact_update, verify_full_update
+from pervasive.offchain.window_data import WindowData
 
 WRONG = REGISTRY.register("wrong", lambda w: "not the total", source="def wrong(w): ...")
 NULL = REGISTRY.register("null", lambda w: None, source="def null(w): return None")
@@ -61,8 +54,27 @@ def run_windows(net: Network, windows: list, *, settle: bool = True) -> None:
             net.tick(10.0)
 
 
-def submits(net: Network) -> list[SubmitUpdate]:
-    return [a for a in net.all_of(SubmitUpdate) if isinstance(a, SubmitUpdate)]
+def submits(net: Network) -> list[Submit[SignedUpdate]]:
+    """Every Submit of every node (ring, leader: each node holds the update; fast: the leader)."""
+    return [a for a in net.all_of(Submit) if isinstance(a, Submit)]
+
+
+def updates_by_window(net: Network) -> dict[int, SignedUpdate]:
+    """The one update of each window; every node that submits it submits the same one."""
+    out: dict[int, SignedUpdate] = {}
+    for address in net.nodes:
+        mine = [a.transaction for a in net.of(address, Submit) if isinstance(a, Submit)]
+        assert len({u.t for u in mine}) == len(mine), "a node submitted a window twice"
+        for update in mine:
+            assert out.setdefault(update.t, update) == update
+    return out
+
+
+def envelope(key: PrivateKey, spec, t: int, kind: MessageKind, body: bytes, nonce: int) -> bytes:
+    return Envelope.create(
+        key, spec.domain_separator, session=spec.address, round=t, kind=kind, nonce=nonce,
+        body=body,
+    ).encode()  # fmt: skip
 
 
 MODES = [SigningMode.RING, SigningMode.LEADER, SigningMode.FAST]
@@ -83,11 +95,14 @@ def test_honest_nodes_agree_and_exactly_one_update_per_window(
         assert [a.t for a in agreed] == [0, 1, 2]
         assert [a.result for a in agreed] == [TOTAL(w) for w in windows]
         assert all(net.nodes[address].phase(t) is Phase.AGREED for t in range(3))
-    updates = submits(net)
-    assert sorted(u.call.t for u in updates) == [0, 1, 2]
-    verify = verify_compact_update if mode is SigningMode.FAST else verify_full_update
-    for update in updates:
-        checked = verify(spec, update.call.calldata())
+    updates = updates_by_window(net)
+    assert sorted(updates) == [0, 1, 2]
+    if mode is SigningMode.FAST:  # the leader of t+1 alone collects the signatures
+        assert len(submits(net)) == 3
+    else:  # every node holds the whole update: a stand-in can take over
+        assert len(submits(net)) == 3 * nodes
+    for update in updates.values():
+        checked = verify_update(spec, update)
         assert checked.result == TOTAL(windows[checked.t])
         assert checked.window_hash == windows[checked.t].hash
 
@@ -95,8 +110,9 @@ def test_honest_nodes_agree_and_exactly_one_update_per_window(
 @pytest.mark.parametrize(
     ("mode", "per_window"),
     [
-        (SigningMode.RING, lambda n: n * (3 * n - 2)),
-        (SigningMode.LEADER, lambda n: 4 * (n - 1) + n * (n - 1)),
+        # the protocol's messages plus n(n-1) update signatures, in the envelope too
+        (SigningMode.RING, lambda n: n * (3 * n - 2) + n * (n - 1)),
+        (SigningMode.LEADER, lambda n: 4 * (n - 1) + n * (n - 1) + n * (n - 1)),
     ],
 )
 @pytest.mark.parametrize("nodes", [2, 3, 4])
@@ -109,7 +125,8 @@ def test_message_counts(mode: SigningMode, per_window, nodes: int) -> None:
     assert net.delivered == sent
 
 
-def test_fast_protocol_piggybacks_without_extra_messages_and_shrinks_calldata() -> None:
+def test_fast_protocol_piggybacks_the_update_signatures() -> None:
+    """Fig. 2B: the leader protocol's messages, minus the n(n-1) update signatures."""
     leader_spec, fast_spec = (
         make_spec(3, mode=SigningMode.LEADER),
         make_spec(3, mode=SigningMode.FAST),
@@ -117,16 +134,18 @@ def test_fast_protocol_piggybacks_without_extra_messages_and_shrinks_calldata() 
     leader_net, fast_net = build_network(leader_spec), build_network(fast_spec)
     run_windows(leader_net, windows_for(leader_spec, 4), settle=False)
     run_windows(fast_net, windows_for(fast_spec, 4), settle=False)
-    # windows 0..2 were piggybacked on rounds 1..3: same message count as the leader protocol
-    assert sorted(u.call.t for u in submits(fast_net)) == [0, 1, 2]
+    # windows 0..2 were piggybacked on rounds 1..3; window 3's P_3 waits for round 4
+    assert sorted(updates_by_window(fast_net)) == [0, 1, 2]
     count = lambda net: sum(n.stats.deliveries for n in net.nodes.values())  # noqa: E731
-    assert count(fast_net) == count(leader_net)
+    assert count(fast_net) == count(leader_net) - 4 * 3 * 2
+    kinds = {send.envelope.kind for _, send in fast_net.sent}
+    assert MessageKind.UPDATE_SIGNATURE not in kinds
     fast_net.tick(10.0)  # the last window's P_3 goes alone after the timeout
-    assert sorted(u.call.t for u in submits(fast_net)) == [0, 1, 2, 3]
-    full = max(len(u.call.calldata()) for u in submits(leader_net))
-    compact = max(len(u.call.calldata()) for u in submits(fast_net))
-    assert isinstance(submits(fast_net)[0].call, CompactUpdateCall)
-    assert compact * 3 < full
+    assert sorted(updates_by_window(fast_net)) == [0, 1, 2, 3]
+    # one update path: both protocols send the same contract update
+    leader_update, fast_update = updates_by_window(leader_net)[0], updates_by_window(fast_net)[0]
+    assert len(leader_update.encode()) == len(fast_update.encode())
+    assert len(fast_update.signatures) == 3
 
 
 def test_rotating_leader_fast_protocol() -> None:
@@ -134,11 +153,11 @@ def test_rotating_leader_fast_protocol() -> None:
     net = build_network(spec)
     run_windows(net, windows_for(spec, 4))
     updates = submits(net)
-    assert sorted(u.call.t for u in updates) == [0, 1, 2, 3]
+    assert sorted(u.round for u in updates) == [0, 1, 2, 3]
     assert net.all_of(Dispute) == []
     for u in updates:
         sender = next(a for a, acts in net.outcomes.items() if u in acts)
-        assert sender == spec.leader_for(u.call.t + 1)
+        assert sender == spec.leader_for(u.round + 1)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -206,47 +225,46 @@ def test_lazy_node_copying_commitment_cannot_reveal() -> None:
     """
     spec = make_spec(2, mode=SigningMode.RING)
     lazy_key, domain = NODE_KEYS[1], spec.domain_separator
-    honest = IntermediateNode(NODE_KEYS[0], spec, TOTAL)
+    honest = NodeProtocol(NODE_KEYS[0], spec, TOTAL)
     [w] = windows_for(spec, 1)
     nonces = iter(range(1, 100))
 
     def lazy_says(kind: MessageKind, body: bytes) -> list:
-        message = ProtocolMessage.create(
-            lazy_key,
-            domain,
-            agreement=spec.address,
-            window=0,
-            kind=kind,
-            nonce=next(nonces),
-            body=body,
-        )
-        return honest.receive(message.encode(), 0.0)
+        return honest.receive(envelope(lazy_key, spec, 0, kind, body, next(nonces)), 0.0)
 
     def lazy_signs(proof: SignedProof) -> SignedProof:
         return proof.with_signature(
             lazy_key.address, sign_typed_data(lazy_key, proof.proof.typed_hash(domain))
         )
 
-    [ring] = [a for a in honest.start_window(w, 0.0) if isinstance(a, Send)]
-    [honest_proof], _, _ = decode_proofs_body(ring.message.body, spec.address, 0)
-    copied = lazy_signs(SignedProof(lazy_key.address, honest_proof.proof, {}))
-    out = lazy_says(MessageKind.PROOF_RING, encode_proofs_body((copied,)))  # honest signs it
-    [signed_copy] = [a for a in out if isinstance(a, Send)]
-    [copied_full], _, _ = decode_proofs_body(signed_copy.message.body, spec.address, 0)
-    out = lazy_says(MessageKind.PROOF_RING, encode_proofs_body((lazy_signs(honest_proof),)))
-    out += lazy_says(MessageKind.PROOF_COMPLETE, encode_proofs_body((copied_full,)))
-    [reveal_send] = [a for a in out if isinstance(a, Send) and a.message.kind is MessageKind.REVEAL]
+    def proofs_of(send: Send) -> tuple[SignedProof, ...]:
+        body = decode_body(send.envelope)
+        assert isinstance(body, ProofsBody)
+        return body.proofs
 
-    honest_reveal, _ = decode_reveal_body(reveal_send.message.body, spec.address, 0)
-    stolen = Reveal(spec.address, 0, honest_reveal.result, honest_reveal.secret)
+    [ring] = [a for a in honest.start_window(w, 0.0) if isinstance(a, Send)]
+    [honest_proof] = proofs_of(ring)
+    copied = lazy_signs(SignedProof(lazy_key.address, honest_proof.proof, {}))
+    out = lazy_says(MessageKind.PROOF_RING, ProofsBody((copied,)).encode())  # honest signs it
+    [signed_copy] = [a for a in out if isinstance(a, Send)]
+    [copied_full] = proofs_of(signed_copy)
+    out = lazy_says(MessageKind.PROOF_RING, ProofsBody((lazy_signs(honest_proof),)).encode())
+    out += lazy_says(MessageKind.PROOF_COMPLETE, ProofsBody((copied_full,)).encode())
+    [reveal_send] = [
+        a for a in out if isinstance(a, Send) and a.envelope.kind == MessageKind.REVEAL
+    ]
+
+    honest_reveal = decode_body(reveal_send.envelope)
+    assert isinstance(honest_reveal, RevealBody)
+    stolen = Reveal(spec.address, 0, honest_reveal.reveal.result, honest_reveal.reveal.secret)
     final = lazy_says(
         MessageKind.REVEAL,
-        encode_reveal_body(stolen, sign_typed_data(lazy_key, stolen.typed_hash(domain))),
+        RevealBody(stolen, sign_typed_data(lazy_key, stolen.typed_hash(domain))).encode(),
     )
     [dispute] = [a for a in final if isinstance(a, Dispute)]
     assert dispute.kind is DisputeKind.BAD_REVEAL
     assert dispute.evidence.accused == lazy_key.address
-    assert not any(isinstance(a, Agreed | SubmitUpdate) for a in final)
+    assert not any(isinstance(a, Agreed | Submit) for a in final)
     assert not stolen.matches(copied_full.proof, lazy_key.address)
 
 
@@ -259,7 +277,7 @@ def test_honest_node_never_reveals_before_lazy_node_commits(mode: SigningMode) -
     net.run()
     for _ in range(5):
         net.tick(10.0)
-    kinds = {send.message.kind for sender, send in net.sent if sender == honest}
+    kinds = {send.envelope.kind for sender, send in net.sent if sender == honest}
     assert kinds and MessageKind.REVEAL not in kinds
     assert "REVEAL" not in net.nodes[honest].stats.sent
     [dispute] = net.of(honest, Dispute)
@@ -274,7 +292,7 @@ def test_lost_message_is_retried_and_window_still_agreed() -> None:
     dropped: list[Send] = []
 
     def drop_first_reveal(sender: str, recipient: str, send: Send) -> bool:
-        if send.message.kind is MessageKind.REVEAL and not dropped:
+        if send.envelope.kind == MessageKind.REVEAL and not dropped:
             dropped.append(send)
             return True
         return False
@@ -283,19 +301,19 @@ def test_lost_message_is_retried_and_window_still_agreed() -> None:
     run_windows(net, windows_for(spec, 1))
     assert dropped
     assert len(net.all_of(Agreed)) == 3
-    assert len(submits(net)) == 1
+    assert sorted(updates_by_window(net)) == [0]
     assert net.all_of(Dispute) == []
 
 
 def test_replayed_protocol_message_is_rejected_and_counted() -> None:
     spec = make_spec(2)
     a_key, b_key = NODE_KEYS[0], NODE_KEYS[1]
-    a = IntermediateNode(a_key, spec, TOTAL)
-    b = IntermediateNode(b_key, spec, TOTAL)
+    a = NodeProtocol(a_key, spec, TOTAL)
+    b = NodeProtocol(b_key, spec, TOTAL)
     [w] = windows_for(spec, 1)
     b.start_window(w, 0.0)
     [send] = [x for x in a.start_window(w, 0.0) if isinstance(x, Send)]
-    payload = send.message.encode()
+    payload = send.envelope.encode()
     b.receive(payload, 0.0)
     with pytest.raises(ReplayedMessage):
         b.receive(payload, 0.0)
@@ -304,32 +322,18 @@ def test_replayed_protocol_message_is_rejected_and_counted() -> None:
 
 def test_forged_and_foreign_protocol_messages_are_rejected() -> None:
     spec = make_spec(2)
-    b = IntermediateNode(NODE_KEYS[1], spec, TOTAL)
-    domain = spec.domain_separator
+    b = NodeProtocol(NODE_KEYS[1], spec, TOTAL)
     outsider = PrivateKey(b"\x77" * 32)
-    foreign = ProtocolMessage.create(
-        outsider,
-        domain,
-        agreement=spec.address,
-        window=0,
-        kind=MessageKind.REVEAL,
-        nonce=1,
-        body=b"",
-    )
+    foreign = envelope(outsider, spec, 0, MessageKind.REVEAL, b"", 1)
     with pytest.raises(InvalidSignature):
-        b.receive(foreign.encode(), 0.0)
-    genuine = ProtocolMessage.create(
-        NODE_KEYS[0],
-        domain,
-        agreement=spec.address,
-        window=0,
-        kind=MessageKind.REVEAL,
-        nonce=1,
-        body=b"x",
-    )
-    tampered = ProtocolMessage(
-        genuine.agreement,
-        genuine.window,
+        b.receive(foreign, 0.0)
+    genuine = Envelope.create(
+        NODE_KEYS[0], spec.domain_separator, session=spec.address, round=0,
+        kind=MessageKind.REVEAL, nonce=1, body=b"x",
+    )  # fmt: skip
+    tampered = Envelope(
+        genuine.session,
+        genuine.round,
         genuine.kind,
         genuine.sender,
         genuine.nonce,
@@ -346,7 +350,7 @@ def test_forged_and_foreign_protocol_messages_are_rejected() -> None:
 def test_node_refuses_function_with_other_source() -> None:
     spec = make_spec(2)
     with pytest.raises(FunctionMismatch):
-        IntermediateNode(NODE_KEYS[0], spec, WRONG)
+        NodeProtocol(NODE_KEYS[0], spec, WRONG)
 
 
 def test_onchain_qos_update_carries_window_data() -> None:
@@ -354,9 +358,9 @@ def test_onchain_qos_update_carries_window_data() -> None:
     net = build_network(spec)
     windows = windows_for(spec, 1)
     run_windows(net, windows)
-    [update] = submits(net)
-    assert isinstance(update.call, FullUpdateCall)
-    assert verify_full_update(spec, update.call.calldata()).window_data == windows[0].encode()
+    [update] = updates_by_window(net).values()
+    assert verify_update(spec, update).window_data == update.data
+    assert WindowData.decode(update.data).hash == windows[0].hash
 
 
 @settings(max_examples=12, deadline=None)
@@ -375,36 +379,27 @@ def test_any_delivery_order_reaches_agreement(mode: SigningMode, nodes: int, see
         net.tick(10.0)
     assert net.all_of(Dispute) == []
     assert len(net.all_of(Agreed)) == 2 * nodes
-    assert sorted(u.call.t for u in submits(net)) == [0, 1]
+    assert sorted(updates_by_window(net)) == [0, 1]
 
 
 def test_fast_compact_update_is_the_contract_update_over_the_window_data() -> None:
-    from pervasive.crypto import keccak256
-    from pervasive.offchain import QoS
-    from pervasive.offchain.window_data import WindowData
-
     spec = make_spec(3, mode=SigningMode.FAST, qos=QoS.ONCHAIN_PROOF)
     net = build_network(spec)
     windows = windows_for(spec, 3)
     run_windows(net, windows, settle=False)
     net.tick(10.0)  # the last window's P_2 goes alone
     agreed = {a.t: a for a in net.of(spec.nodes[1], Agreed) if isinstance(a, Agreed)}
-    updates = submits(net)
-    assert sorted(u.call.t for u in updates) == [0, 1, 2]
-    for update in updates:
-        call = update.call
-        assert isinstance(call, CompactUpdateCall)
-        checked = verify_compact_update(spec, call.calldata())
-        assert checked.result == TOTAL(windows[call.t])
-        assert call.update.proofs_hash == agreed[call.t].proofs_hash
-        assert call.update.data_hash == keccak256(call.window_data)
-        assert WindowData.decode(call.window_data).hash == windows[call.t].hash
+    updates = updates_by_window(net)
+    assert sorted(updates) == [0, 1, 2]
+    for t, signed in updates.items():
+        checked = verify_update(spec, signed)
+        assert checked.result == TOTAL(windows[t])
+        assert signed.update.proofs_hash == agreed[t].proofs_hash
+        assert signed.update.data_hash == keccak256(signed.data)
+        assert WindowData.decode(signed.data).hash == windows[t].hash
 
 
 def test_follower_refuses_a_compact_update_that_binds_other_proofs() -> None:
-    from pervasive.offchain import CompactUpdate, DisputeKind
-    from pervasive.offchain.messages import encode_proofs_body
-
     spec = make_spec(3, mode=SigningMode.FAST)
     net = build_network(spec)
     run_windows(net, windows_for(spec, 1), settle=False)  # window 0 agreed, P_0 pending
@@ -412,17 +407,10 @@ def test_follower_refuses_a_compact_update_that_binds_other_proofs() -> None:
     follower = next(n for a, n in net.nodes.items() if a != leader.address)
     [agreed] = [a for a in net.of(follower.address, Agreed) if isinstance(a, Agreed)]
     assert agreed.result is not None
-    forged = CompactUpdate(spec.address, 0, agreed.result, agreed.window_hash, bytes(32))
-    signature = sign_typed_data(leader.key, forged.typed_hash(spec.domain_separator))
-    message = ProtocolMessage.create(
-        leader.key,
-        spec.domain_separator,
-        agreement=spec.address,
-        window=0,
-        kind=MessageKind.LEADER_BUNDLE,
-        nonce=999,
-        body=encode_proofs_body((), forged, {leader.address: signature}),
-    )
-    actions = follower.receive(message.encode(), net.now)
+    forged = Update(spec.address, 0, agreed.result, agreed.window_hash, bytes(32))
+    signature = forged.sign(leader.key, spec.chain_id)
+    body = ProofsBody((), forged, {leader.address: signature}).encode()
+    payload = envelope(leader.key, spec, 0, MessageKind.LEADER_BUNDLE, body, 999)
+    actions = follower.receive(payload, net.now)
     assert [a.kind for a in actions if isinstance(a, Dispute)] == [DisputeKind.COMPACT_MISMATCH]
     assert not [a for a in actions if isinstance(a, Send)], "no signature on a forged P_0"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from offchain_harness import make_spec, windows_for
 
+from pervasive.domain import QoS
 from pervasive.errors import InvalidInput, NotFound
 from pervasive.offchain import (
     Agreed,
@@ -16,8 +17,8 @@ from pervasive.offchain import (
     DisputeKind,
     JournalEntry,
     MemoryRoundJournal,
-    QoS,
     RoundJournal,
+    RoundStatus,
     SQLiteRoundJournal,
 )
 from pervasive.offchain.qos import WindowStore, verify_window
@@ -107,26 +108,26 @@ def test_journal_first_commitment_wins(journal_factory: Callable[[], RoundJourna
 def test_journal_submission_once(journal_factory: Callable[[], RoundJournal]) -> None:
     journal = journal_factory()
     journal.commit(JournalEntry(1, b"\x01" * 32, b"r", b"\x02" * 32))
-    journal.close(1, "agreed")
+    journal.close(1, RoundStatus.AGREED)
     assert [e.t for e in journal.unsubmitted_agreed()] == [1]
     assert journal.mark_submitted(1) is True
     assert journal_factory().mark_submitted(1) is False
     assert journal_factory().unsubmitted_agreed() == []
     loaded = journal_factory().load(1)
-    assert loaded is not None and loaded.status == "agreed" and loaded.submitted
+    assert loaded is not None and loaded.status is RoundStatus.AGREED and loaded.submitted
 
 
 def test_journal_null_result_and_statuses(journal_factory: Callable[[], RoundJournal]) -> None:
     journal = journal_factory()
     journal.commit(JournalEntry(2, b"\x01" * 32, None, b"\x02" * 32))
-    journal.close(2, "agreed")
+    journal.close(2, RoundStatus.AGREED)
     loaded = journal_factory().load(2)
     assert loaded is not None and loaded.result is None
     assert journal.unsubmitted_agreed() == []
-    journal.close(5, "disputed")  # a window closed by a notice before it started
-    assert journal_factory().load(5).status == "disputed"  # type: ignore[union-attr]
+    journal.close(5, RoundStatus.DISPUTED)  # a window closed by a notice before it started
+    assert journal_factory().load(5).status is RoundStatus.DISPUTED  # type: ignore[union-attr]
     with pytest.raises(InvalidInput):
-        journal.close(5, "weird")
+        journal.close(5, RoundStatus.OPEN)
 
 
 def test_journal_epochs_grow(journal_factory: Callable[[], RoundJournal]) -> None:

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from pervasive.crypto import PrivateKey
 from pervasive.errors import InvalidInput, InvalidSignature
-from pervasive.offchain import SensorDeclaration, WindowArray, sign_sensor_message
+from pervasive.offchain import WindowArray
 from pervasive.offchain.window import SensorWindow
 from pervasive.offchain.window_data import PackedMessage, SensorWindowData, WindowData
+from pervasive.sensing import SensorDeclaration, sign_sensor_message
 
 KEYS = [PrivateKey(bytes([0x31 + i]) * 32) for i in range(2)]
 FIELDS = [

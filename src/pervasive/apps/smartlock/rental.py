@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pervasive.crypto import abi_decode, abi_encode, keccak256
-from pervasive.offchain.declaration import SensorDeclaration
 from pervasive.offchain.functions import FunctionRegistry, OffchainFunction
 from pervasive.offchain.window import WindowArray
+from pervasive.sensing import SensorDeclaration
 
 __all__ = [
     "FUNCTIONS",

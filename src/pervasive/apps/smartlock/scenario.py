@@ -36,8 +36,9 @@ from pervasive.apps.smartlock.rental import (
 from pervasive.apps.smartlock.simulation import RentalMonth, simulate_month
 from pervasive.chain import Ledger, Receipt
 from pervasive.config import Settings
-from pervasive.contracts import Agreement, QoSLevel, Reaction, ReactionKind, Registry
+from pervasive.contracts import Agreement, Registry
 from pervasive.crypto import PrivateKey, keccak256
+from pervasive.domain import QoS, Reaction, ReactionKind
 from pervasive.messaging import ClientOptions, EmbeddedBroker, MosquittoBroker, MqttClient
 from pervasive.offchain.node import (
     AgreementPlan,
@@ -51,8 +52,8 @@ from pervasive.offchain.node import (
     sensor_topic,
 )
 from pervasive.offchain.node.runner import running_node
-from pervasive.offchain.sensor_message import sign_sensor_message
 from pervasive.pki import CertificateAuthority
+from pervasive.sensing.message import sign_sensor_message
 
 __all__ = ["DEMO_PASSWORD", "MonthReport", "NodeReport", "lock_key", "run_month"]
 
@@ -178,7 +179,7 @@ def _plan(ledger: Ledger, simulated: RentalMonth, rate: int) -> AgreementPlan:
         function=RENTAL_TIME,
         window_size=simulated.window_size,
         sliding_factor=simulated.window_size,
-        qos=QoSLevel.OFFCHAIN_PROOF,
+        qos=QoS.OFFCHAIN_PROOF,
         reward=10**12,
         reaction=Reaction(ReactionKind.PAY_PER_UNIT, payer=0, payee=1, amount=rate),
         escrow={0: premium_bound},

@@ -21,8 +21,8 @@ MAX_ENDPOINT: constant(uint256) = 256
 MAX_PUBLIC_KEY: constant(uint256) = 64
 
 # Closed set of field types, in this order: bool, int64, uint64, int256, uint256,
-# string, bytes32, address. A field's type is stored as its index in this list.
-FIELD_TYPE_COUNT: constant(uint8) = 8
+# string, bytes32, address, bytes. A field's type is stored as its index in this list.
+FIELD_TYPE_COUNT: constant(uint8) = 9
 
 
 struct SensorField:

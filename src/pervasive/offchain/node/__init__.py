@@ -10,7 +10,13 @@ Example::
         ...
 """
 
-from pervasive.offchain.node.chain import ContractAgreementPort, LoadedAgreement, load_agreement
+from pervasive.offchain.node.chain import (
+    ALREADY_RECORDED,
+    AgreementPort,
+    ContractAgreementPort,
+    LoadedAgreement,
+    load_agreement,
+)
 from pervasive.offchain.node.ingest import IngestResult, SensorPipeline
 from pervasive.offchain.node.message_log import MessageLog
 from pervasive.offchain.node.provision import (
@@ -26,30 +32,26 @@ from pervasive.offchain.node.service import (
     NodeOptions,
     NodeStats,
 )
-from pervasive.offchain.node.submitter import (
-    AgreementPort,
-    OnchainUpdate,
-    SubmissionStatus,
-    UpdateSubmitter,
-)
 from pervasive.offchain.node.transport import (
+    NODES_PREFIX,
     SENSOR_SUFFIX,
-    NodeTransport,
+    Inbound,
+    NodeTopics,
     node_inbox_topic,
-    node_update_topic,
     sensor_topic,
     window_reply_topic,
     window_request_topic,
 )
-from pervasive.offchain.node.updates import UpdateAssembler, pack_window, proofs_hash
-from pervasive.offchain.node.verifier import SensorVerifier, VerifiedSensorMessage
 from pervasive.offchain.node.window_requests import NotAuthorised, WindowServer, fetch_window
 
 __all__ = [
+    "ALREADY_RECORDED",
+    "NODES_PREFIX",
     "SENSOR_SUFFIX",
     "AgreementPlan",
     "AgreementPort",
     "ContractAgreementPort",
+    "Inbound",
     "IngestResult",
     "IntermediateNodeService",
     "LoadedAgreement",
@@ -58,24 +60,15 @@ __all__ = [
     "NodeOptions",
     "NodePlan",
     "NodeStats",
-    "NodeTransport",
+    "NodeTopics",
     "NotAuthorised",
-    "OnchainUpdate",
     "PartyPlan",
     "SensorPipeline",
     "SensorPlan",
-    "SensorVerifier",
-    "SubmissionStatus",
-    "UpdateAssembler",
-    "UpdateSubmitter",
-    "VerifiedSensorMessage",
     "WindowServer",
     "fetch_window",
     "load_agreement",
     "node_inbox_topic",
-    "node_update_topic",
-    "pack_window",
-    "proofs_hash",
     "provision_agreement",
     "sensor_topic",
     "window_reply_topic",

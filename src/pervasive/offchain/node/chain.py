@@ -3,10 +3,11 @@
 :func:`load_agreement` reads the agreement's terms (``Agreement.at``) and the sensor
 declarations of the registry and builds the :class:`AgreementSpec` the sans-I/O
 protocol runs, plus the sensors' registry ids (their MQTT device ids).
-:class:`ContractAgreementPort` is the :class:`~pervasive.offchain.node.submitter.AgreementPort`
-over the :class:`~pervasive.contracts.Agreement` wrapper: it asks whether a
-window is recorded, sends updates and opens disputes with signed evidence, all from
-the node's own account.
+:class:`ContractAgreementPort` is the committee's
+:class:`~pervasive.committee.SubmissionPort` of :class:`~pervasive.domain.SignedUpdate`
+over the :class:`~pervasive.contracts.Agreement` wrapper: it asks whether a window is
+recorded, sends updates and opens disputes with signed evidence, all from the node's
+own account.
 
 Example::
 
@@ -18,27 +19,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pervasive.chain import Ledger, Receipt, Signer
-from pervasive.contracts import (
-    Agreement,
-    ProofEvidence,
-    Registry,
-    RevealEvidence,
-    Sensor,
-    Signing,
-)
+from pervasive.committee import SubmissionPort
+from pervasive.contracts import Agreement, ProofEvidence, Registry, RevealEvidence
 from pervasive.crypto import PublicKey
-from pervasive.errors import InvalidInput
-from pervasive.offchain.agreement import AgreementSpec, QoS, SigningMode
-from pervasive.offchain.declaration import SensorDeclaration
-from pervasive.offchain.node.submitter import OnchainUpdate
+from pervasive.domain import Sensor, SignedUpdate
+from pervasive.errors import InvalidInput, TransactionReverted
+from pervasive.offchain.agreement import AgreementSpec
 from pervasive.offchain.outcomes import DisputeEvidence, DisputeKind
-from pervasive.offchain.window import WindowSpec
+from pervasive.sensing import SensorDeclaration
 
-__all__ = ["ContractAgreementPort", "LoadedAgreement", "load_agreement"]
+__all__ = [
+    "ALREADY_RECORDED",
+    "AgreementPort",
+    "ContractAgreementPort",
+    "LoadedAgreement",
+    "load_agreement",
+]
+
+ALREADY_RECORDED = "window already updated"
+"""The agreement contract's revert reason for a second update of the same window."""
 
 _ZERO = bytes(32)
+
+
+class AgreementPort(SubmissionPort[SignedUpdate], Protocol):
+    """What a node needs from its agreement on-chain: updates exactly once, and disputes."""
+
+    async def open_dispute(
+        self, t: int, kind: DisputeKind, evidence: DisputeEvidence, data: bytes
+    ) -> Receipt:
+        """Open a dispute on window ``t`` with signed evidence (and ``w[t]`` on-chain QoS)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -48,16 +62,6 @@ class LoadedAgreement:
     contract: Agreement
     spec: AgreementSpec
     sensor_ids: tuple[str, ...]
-
-
-MODE_OF = {
-    Signing.RING: SigningMode.RING,
-    Signing.LEADER: SigningMode.LEADER,
-    Signing.FAST: SigningMode.FAST,
-}
-"""The off-chain signing mode of each on-chain ``signing`` term."""
-SIGNING_OF = {mode: signing for signing, mode in MODE_OF.items()}
-"""The on-chain ``signing`` term of each off-chain signing mode."""
 
 
 async def load_agreement(
@@ -86,33 +90,22 @@ async def load_agreement(
         if sensor is None:
             raise InvalidInput(f"sensor {address_} of agreement {address} is not in the registry")
         declarations.append(
-            SensorDeclaration.create(
-                sensor.public_key,
-                sensor.sensor_type,
-                [(f.name, f.type.value) for f in sensor.fields],
+            SensorDeclaration(
+                PublicKey.from_bytes(sensor.public_key), sensor.sensor_type, tuple(sensor.fields)
             )
         )
         ids.append(sensor.id)
     spec = AgreementSpec(
         address=contract.address,
         chain_id=ledger.chain_id,
-        nodes=terms.nodes,
+        terms=terms,
         sensors=tuple(declarations),
-        window=WindowSpec(
-            terms.sensors, terms.start_points, terms.sliding_factor, terms.window_size
-        ),
-        function_name=terms.function_name,
-        function_hash=terms.function_hash,
-        qos=QoS(int(terms.qos)),
-        mode=MODE_OF[terms.signing],
-        static_leader=terms.leader,
-        parties=terms.parties,
     )
     return LoadedAgreement(contract, spec, tuple(ids))
 
 
 class ContractAgreementPort:
-    """:class:`AgreementPort` over the Agreement wrapper, sending from ``signer``.
+    """The :class:`~pervasive.committee.SubmissionPort` of an agreement, sending from ``signer``.
 
     Example: ``port = ContractAgreementPort(agreement, ledger.dev_signer(2))``.
     """
@@ -122,17 +115,17 @@ class ContractAgreementPort:
         self.signer = signer
         self._nodes = agreement.terms.nodes
 
-    async def recorded(self, t: int) -> bool:
-        """Whether window ``t`` has a record commitment on-chain."""
-        return bytes(await self.agreement.contract.call("record_of", t)) != _ZERO
+    async def recorded(self, round: int) -> bool:
+        """Whether window ``round`` has a record commitment on-chain."""
+        return bytes(await self.agreement.contract.call("record_of", round)) != _ZERO
 
-    async def submit_update(self, update: OnchainUpdate) -> Receipt:
-        """Send ``update`` (``update`` or ``update_with_data`` by the agreement's QoS)."""
-        data = update.data if update.data else None
-        payload = self.agreement.update_payload(
-            update.t, update.result, update.window_hash, proofs_hash=update.proofs_hash, data=data
-        )
-        return await self.agreement.update(self.signer, payload, update.signatures, data)
+    async def submit(self, transaction: SignedUpdate) -> Receipt:
+        """Send the update (``update`` or ``update_with_data`` by the agreement's QoS)."""
+        return await self.agreement.submit(self.signer, transaction)
+
+    def already_recorded(self, error: TransactionReverted) -> bool:
+        """Whether ``error`` is the contract refusing a second update of a window."""
+        return error.reason is not None and ALREADY_RECORDED in error.reason
 
     async def open_dispute(
         self, t: int, kind: DisputeKind, evidence: DisputeEvidence, data: bytes

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 from pervasive.errors import InvalidInput, InvalidSignature, ReplayedMessage, SchemaViolation
 from pervasive.offchain.agreement import AgreementSpec
-from pervasive.offchain.node.verifier import SensorVerifier, VerifiedSensorMessage
-from pervasive.offchain.sequence import GapEvent, SequenceTracker
 from pervasive.offchain.window import WindowArray, WindowBuilder
+from pervasive.sensing.sequence import GapEvent, SequenceTracker
+from pervasive.sensing.verifier import SensorVerifier, VerifiedSensorMessage
 
 __all__ = ["IngestResult", "SensorPipeline"]
 

@@ -22,8 +22,8 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from pervasive.offchain.journal import attach_database
-from pervasive.offchain.sensor_message import SensorMessage
+from pervasive.sensing.message import SensorMessage
+from pervasive.store import attach, transaction
 
 __all__ = ["MessageLog"]
 
@@ -45,7 +45,7 @@ class MessageLog:
     """
 
     def __init__(self, path: Path | str | sqlite3.Connection, agreement: str) -> None:
-        self._db = attach_database(path, _SCHEMA)
+        self._db = attach(path, _SCHEMA)
         self.agreement = agreement
 
     def append(self, messages: Sequence[SensorMessage]) -> None:
@@ -53,7 +53,7 @@ class MessageLog:
         if not messages:
             return
         rows = [(self.agreement, m.sensor, m.sequence, m.encode()) for m in messages]
-        with _transaction(self._db):
+        with transaction(self._db):
             self._db.executemany(
                 "INSERT OR IGNORE INTO node_sensor_messages (agreement, sensor, q, payload) "
                 "VALUES (?, ?, ?, ?)",
@@ -74,7 +74,7 @@ class MessageLog:
     def prune(self, starts: Mapping[str, int]) -> int:
         """Forget messages below ``starts[sensor]``; return how many were removed."""
         removed = 0
-        with _transaction(self._db):
+        with transaction(self._db):
             for sensor, first in starts.items():
                 cursor = self._db.execute(
                     "DELETE FROM node_sensor_messages WHERE agreement = ? AND sensor = ? AND q < ?",
@@ -89,16 +89,3 @@ class MessageLog:
             "SELECT COUNT(*) FROM node_sensor_messages WHERE agreement = ?", (self.agreement,)
         ).fetchone()
         return int(row[0])
-
-
-class _transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``) on an autocommit connection."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

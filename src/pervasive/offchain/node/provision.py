@@ -26,20 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pervasive.chain import Ledger, Signer
-from pervasive.contracts import (
-    Agreement,
-    AgreementFactory,
-    AgreementTerms,
-    QoSLevel,
-    Reaction,
-    Registry,
-    SensorField,
-)
+from pervasive.contracts import Agreement, AgreementFactory, Registry
 from pervasive.crypto import PrivateKey
-from pervasive.offchain.agreement import SigningMode
-from pervasive.offchain.declaration import SensorDeclaration
+from pervasive.domain import AgreementTerms, QoS, Reaction, SigningMode
 from pervasive.offchain.functions import OffchainFunction
-from pervasive.offchain.node.chain import SIGNING_OF
+from pervasive.sensing import SensorDeclaration
 
 __all__ = [
     "AgreementPlan",
@@ -89,7 +80,7 @@ class AgreementPlan:
     function: OffchainFunction
     window_size: int
     sliding_factor: int
-    qos: QoSLevel = QoSLevel.OFFCHAIN_PROOF
+    qos: QoS = QoS.OFFCHAIN_PROOF
     reward: int = 0
     reaction: Reaction = field(default_factory=Reaction)
     expiry: int = 2**40
@@ -109,14 +100,11 @@ async def _register(registry: Registry, plan: AgreementPlan) -> None:
     for sensor in plan.sensors:
         if not await registry.has_sensor(sensor.id):
             owner = registry.with_signer(plan.parties[sensor.owner].signer)
-            fields = [
-                SensorField.parse(f"{f.name}:{f.type.value}") for f in sensor.declaration.fields
-            ]
             await owner.add_sensor(
                 sensor.id,
                 sensor.key.public_key.to_bytes(),
                 sensor.declaration.sensor_type,
-                fields,
+                list(sensor.declaration.fields),
             )
     for node in plan.nodes:
         if not await registry.has_node(node.id):
@@ -156,7 +144,7 @@ async def provision_agreement(
         reward=plan.reward,
         reaction=plan.reaction,
         expiry=plan.expiry,
-        signing=SIGNING_OF[plan.mode],
+        signing=plan.mode,
         leader=plan.static_leader,
     )
     approvals = [factory.sign_terms(PrivateKey(p.signer.private_key), terms) for p in plan.parties]

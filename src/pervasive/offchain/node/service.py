@@ -5,16 +5,17 @@ Control flow (paper 002, sections 2-3; one agreement per service)::
     MQTT sensor topics ──► SensorPipeline (verify, order, gaps) ──► MessageLog (durable)
                                    │ w[t]
                                    ▼
-    MQTT node inbox  ──► IntermediateNode (proof of computation, reveal) ──► NodeTransport
-                                   │ Agreed / SubmitUpdate / Dispute
+    committee inbox  ──► NodeProtocol (commit-reveal, update signatures) ──► MemberTransport
+                                   │ Agreed / Submit[SignedUpdate] / Dispute
                                    ▼
-                     WindowStore (QoS)  +  UpdateSubmitter ──► Agreement contract
+                     WindowStore (QoS)  +  committee Submitter ──► Agreement contract
 
-Four tasks share one event loop, so the sans-I/O objects are only ever touched
+Five tasks share one event loop, so the sans-I/O objects are only ever touched
 between awaits: a reader (MQTT → sensor batch or protocol input), an ingester
-(batches of sensor messages → windows), a sender (``Send`` actions → MQTT) and a
-ticker (gap timeouts, protocol retries and timeouts, update take-overs). Chain
-transactions run one at a time in a chain worker, since one account sends them.
+(batches of sensor messages → windows), the member transport's sender (``Send``
+actions → MQTT, pipelined), a ticker (gap timeouts, protocol retries and timeouts,
+update take-overs) and a chain worker (transactions one at a time, since one account
+sends them).
 
 Restart: the round journal says which windows are closed; the pipeline resumes at
 the first open one and is fed the logged messages again, so a killed node rebuilds
@@ -35,29 +36,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pervasive.chain import Receipt
+from pervasive.committee import MemberTransport, Publish, Send, Submit, Submitter, takeover_rank
 from pervasive.crypto import PrivateKey
+from pervasive.domain import QoS, SignedUpdate
 from pervasive.errors import NotFound, PervasiveError, ReplayedMessage, UserError
 from pervasive.messaging.port import MqttConnection, MqttMessage
-from pervasive.offchain.agreement import AgreementSpec, QoS, SigningMode
+from pervasive.offchain.agreement import AgreementSpec
+from pervasive.offchain.bodies import kind_name
 from pervasive.offchain.functions import OffchainFunction
-from pervasive.offchain.journal import OPEN, SQLiteRoundJournal, attach_database
+from pervasive.offchain.journal import RoundStatus, SQLiteRoundJournal
+from pervasive.offchain.node.chain import AgreementPort
 from pervasive.offchain.node.ingest import IngestResult, SensorPipeline
 from pervasive.offchain.node.message_log import MessageLog
-from pervasive.offchain.node.submitter import AgreementPort, OnchainUpdate, UpdateSubmitter
-from pervasive.offchain.node.transport import Inbound, NodeTransport, Outgoing
-from pervasive.offchain.node.updates import UpdateAssembler, pack_window
+from pervasive.offchain.node.transport import NODES_PREFIX, Inbound, NodeTopics
 from pervasive.offchain.node.window_requests import WindowServer
-from pervasive.offchain.outcomes import (
-    Action,
-    Agreed,
-    CompactUpdateCall,
-    Dispute,
-    Send,
-    SubmitUpdate,
-)
-from pervasive.offchain.protocol import IntermediateNode
+from pervasive.offchain.node_protocol import NodeProtocol
+from pervasive.offchain.outcomes import Action, Agreed, Dispute
 from pervasive.offchain.qos import WindowStore
 from pervasive.offchain.window import WindowArray
+from pervasive.offchain.window_data import pack_window
+from pervasive.store import attach
 
 __all__ = ["IntermediateNodeService", "NodeEvent", "NodeOptions", "NodeStats"]
 
@@ -157,10 +155,11 @@ class IntermediateNodeService:
         self.options = options or NodeOptions()
         self.agreement = agreement
         self.address = key.address
-        db = attach_database(database, "")
+        db = attach(database, "")
         self._db = db
         self.journal = SQLiteRoundJournal(db, agreement.address, key.address)
-        self.protocol = IntermediateNode(
+        self.store = WindowStore(db, agreement)
+        self.protocol = NodeProtocol(
             key,
             agreement,
             function,
@@ -168,16 +167,25 @@ class IntermediateNodeService:
             timeout=self.options.protocol_timeout,
             max_retries=self.options.max_retries,
             compact_wait=self.options.compact_wait,
+            stored_window_data=self._stored_window_data,
         )
         self.log = MessageLog(db, agreement.address)
-        self.store = WindowStore(db, agreement)
         self.windows = WindowServer(key, agreement, self.store)
-        self.submitter = UpdateSubmitter(
-            db, agreement.address, chain, takeover_after=self.options.takeover_after
+        self.submitter: Submitter[SignedUpdate] = Submitter(
+            db,
+            agreement.address,
+            chain,
+            SignedUpdate.decode,
+            takeover_after=self.options.takeover_after,
         )
-        self.assembler = UpdateAssembler(key, agreement)
-        self.transport = NodeTransport(
-            connection, agreement.address, key.address, sensor_ids=sensor_ids
+        self.topics = NodeTopics(agreement.address, key.address, sensor_ids=sensor_ids)
+        self.transport = MemberTransport(
+            connection,
+            prefix=NODES_PREFIX,
+            session=agreement.address,
+            member=key.address,
+            kind_name=kind_name,
+            max_in_flight=self.options.max_in_flight,
         )
         self.connection = connection
         self.chain = chain
@@ -191,8 +199,6 @@ class IntermediateNodeService:
         self._stats = NodeStats()
         self._sensor_batch: list[bytes] = []
         self._sensor_ready = asyncio.Event()
-        self._outgoing: asyncio.Queue[Send | bytes | Outgoing] = asyncio.Queue()
-        self._built: dict[int, WindowArray] = {}
         self._chain_jobs: asyncio.Queue[Dispute | None] = asyncio.Queue()
         self._chain_wakeup = asyncio.Event()
         self._changed = asyncio.Event()
@@ -204,7 +210,7 @@ class IntermediateNodeService:
         t = 0
         while True:
             entry = self.journal.load(t)
-            if entry is None or entry.status == OPEN:
+            if entry is None or entry.status is RoundStatus.OPEN:
                 return t
             t += 1
 
@@ -220,8 +226,9 @@ class IntermediateNodeService:
             self._handle_ingest(
                 self.pipeline.receive_many(replayed, asyncio.get_running_loop().time()), now
             )
+        await self.topics.subscribe(self.connection)
         await self.transport.subscribe()
-        for job in (self._read, self._ingest, self._send, self._tick, self._chain_worker):
+        for job in (self._read, self._ingest, self.transport.run, self._tick, self._chain_worker):
             self._tasks.append(
                 asyncio.create_task(job(), name=f"node-{self.address[:8]}-{job.__name__}")
             )
@@ -275,25 +282,17 @@ class IntermediateNodeService:
             self._dispatch(message)
 
     def _dispatch(self, message: MqttMessage) -> None:
-        kind = self.transport.classify(message)
+        kind = self.topics.classify(message)
         if kind is Inbound.SENSOR:
             self._sensor_batch.append(message.payload)
             self._sensor_ready.set()
-        elif kind is Inbound.UPDATE_SIGNATURE:
-            try:
-                update = self.assembler.on_signature(message.payload)
-            except UserError as exc:
-                _log.warning("node %s: refused an update signature: %s", self.address, exc)
-                return
-            if update is not None:
-                self._queue_update(update, time.time())
         elif kind is Inbound.WINDOW_REQUEST:
             try:
                 topic, reply = self.windows.answer(message.payload)
             except UserError as exc:
                 _log.warning("node %s: refused a window request: %s", self.address, exc)
                 return
-            self._outgoing.put_nowait(Outgoing(topic, reply, "WINDOW_DATA"))
+            self.transport.post_raw(Publish(topic, reply, "WINDOW_DATA"))
         elif kind is Inbound.PROTOCOL:
             loop_now = asyncio.get_running_loop().time()
             try:
@@ -325,40 +324,6 @@ class IntermediateNodeService:
                 await asyncio.sleep(0)
             last = loop.time()
 
-    async def _send(self) -> None:
-        # Publishes are started in queue order but not awaited one by one: a QoS 1
-        # publish waits for its PUBACK, and a round trip per message (per recipient)
-        # was most of a window's latency. The client writes them to the socket in the
-        # order they start; up to ``max_in_flight`` await their PUBACK at once.
-        others = tuple(n for n in self.agreement.nodes if n != self.address)
-        slots = asyncio.Semaphore(self.options.max_in_flight)
-        in_flight: set[asyncio.Task[None]] = set()
-
-        def finished(task: asyncio.Task[None]) -> None:
-            in_flight.discard(task)
-            slots.release()
-            if not task.cancelled() and isinstance(task.exception(), PervasiveError):
-                # the protocol retries on its own timer: a lost send is a delayed send
-                _log.warning("node %s: a send failed: %s", self.address, task.exception())
-
-        try:
-            while True:
-                item = await self._outgoing.get()
-                if isinstance(item, Outgoing):
-                    publishes = [item]
-                elif isinstance(item, Send):
-                    publishes = self.transport.outgoing(item)
-                else:
-                    publishes = self.transport.update_signature_outgoing(others, item)
-                for outgoing in publishes:
-                    await slots.acquire()
-                    task = asyncio.create_task(self.transport.publish(outgoing))
-                    in_flight.add(task)
-                    task.add_done_callback(finished)
-        finally:
-            for task in in_flight:
-                task.cancel()
-
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -379,21 +344,21 @@ class IntermediateNodeService:
                     await self._send_dispute(dispute)
             for submission in self.submitter.due(time.time()):
                 role = "designated" if submission.designated else "stand-in"
-                self._emit(NodeEvent("submitting", submission.t, time.time(), role))
+                self._emit(NodeEvent("submitting", submission.round, time.time(), role))
                 try:
                     receipt = await self.submitter.submit(submission)
                 except PervasiveError as exc:
                     self._emit(
-                        NodeEvent("error", submission.t, time.time(), f"update failed: {exc}")
+                        NodeEvent("error", submission.round, time.time(), f"update failed: {exc}")
                     )
                     continue
                 if receipt is not None:
                     self._stats.update_gas += receipt.gas_used
-                    self.store.mark_published(submission.t)
+                    self.store.mark_published(submission.round)
                 self._emit(
                     NodeEvent(
                         "recorded",
-                        submission.t,
+                        submission.round,
                         time.time(),
                         "sent by this node" if receipt else "already recorded on-chain",
                         receipt=receipt,
@@ -404,7 +369,7 @@ class IntermediateNodeService:
         window = dispute.evidence.window
         data = b""
         if window is not None and self.agreement.qos is QoS.ONCHAIN_PROOF:
-            data = pack_window(window, self.agreement)
+            data = pack_window(window, self.agreement.sensors)
         try:
             receipt = await self.chain.open_dispute(dispute.t, dispute.kind, dispute.evidence, data)
         except PervasiveError as exc:
@@ -432,7 +397,6 @@ class IntermediateNodeService:
 
     def _start_window(self, windows: WindowArray, now: float, loop_now: float) -> None:
         self.store.put(windows)
-        self._built[windows.t] = windows
         self.built_at.setdefault(windows.t, now)
         self._stats.windows += 1
         self._emit(NodeEvent("window", windows.t, now, f"H(w[t])=0x{windows.hash.hex()[:16]}"))
@@ -441,34 +405,14 @@ class IntermediateNodeService:
     def _handle_actions(self, actions: list[Action], now: float) -> None:
         for action in actions:
             if isinstance(action, Send):
-                self._outgoing.put_nowait(action)
+                self.transport.post(action)
             elif isinstance(action, Agreed):
                 self.store.record(action)
                 self._stats.agreed += 1
                 self._emit(NodeEvent("agreed", action.t, now, action=action))
-                windows = self._built.pop(action.t, None)
-                if self.agreement.mode is SigningMode.FAST:
-                    # Fig. 2B: the leader of t+1 collects the signatures of the contract
-                    # update inside round t+1 (CompactUpdate); no separate exchange
-                    continue
-                body, update = self.assembler.on_agreed(action, windows)
-                if body is not None:
-                    self._outgoing.put_nowait(body)
-                if update is not None:
-                    self._queue_update(update, now)
-            elif isinstance(action, SubmitUpdate):
-                # ring/leader: the protocol's reference call is not what the contract
-                # verifies; the contract update is assembled from every node's
-                # signature (updates.py). Fast: the compact update is that very update.
-                if isinstance(action.call, CompactUpdateCall):
-                    try:
-                        update = self._compact_update(action.call)
-                    except NotFound as exc:
-                        self._emit(NodeEvent("error", action.call.t, now, str(exc)))
-                        continue
-                    self._queue_update(update, now)
+            elif isinstance(action, Submit):
+                self._queue_update(action.round, action.transaction, now)
             elif isinstance(action, Dispute):
-                self._built.pop(action.t, None)
                 self.store.record(action)
                 self._stats.disputed += 1
                 self._emit(NodeEvent("disputed", action.t, now, action.kind.name, action=action))
@@ -476,32 +420,23 @@ class IntermediateNodeService:
                     self._chain_jobs.put_nowait(action)
                     self._chain_wakeup.set()
 
-    def _compact_update(self, call: CompactUpdateCall) -> OnchainUpdate:
-        """The contract update of a fast-protocol ``P_t`` signed by every node."""
-        compact, data = call.update, call.window_data
-        if not data and self.agreement.qos is QoS.ONCHAIN_PROOF:
-            # re-signed after a restart: the window data comes from the QoS store
-            data = pack_window(self.store.serve(compact.window), self.agreement)
-        return OnchainUpdate(
-            compact.window,
-            compact.result,
-            compact.window_hash,
-            compact.proofs_hash,
-            call.signatures,
-            data,
-        )
-
-    def _queue_update(self, update: OnchainUpdate, now: float) -> None:
-        t = update.t
-        designated = self.agreement.submitter_for(t) == self.address
-        rank = self._rank(t)
-        if self.submitter.add(update, designated=designated, rank=rank, now=now) and designated:
+    def _queue_update(self, t: int, update: SignedUpdate, now: float) -> None:
+        """Keep a fully signed update: send it now (designated) or take over later."""
+        designated = self.agreement.submitter_for(t)
+        rank = takeover_rank(self.agreement.nodes, designated, self.address)
+        is_designated = designated == self.address
+        added = self.submitter.add(t, update, designated=is_designated, rank=rank, now=now)
+        if added and is_designated:
             self._chain_wakeup.set()
 
-    def _rank(self, t: int) -> int:
-        nodes = self.agreement.nodes
-        first = nodes.index(self.agreement.submitter_for(t))
-        return (nodes.index(self.address) - first) % len(nodes)
+    def _stored_window_data(self, t: int) -> bytes:
+        """The packed ``w[t]`` still held under on-chain proof of storage (else empty)."""
+        if self.agreement.qos is not QoS.ONCHAIN_PROOF:
+            return b""
+        try:
+            return pack_window(self.store.serve(t), self.agreement.sensors)
+        except NotFound:
+            return b""
 
     def _emit(self, event: NodeEvent) -> None:
         self.events.append(event)

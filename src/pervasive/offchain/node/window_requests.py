@@ -7,17 +7,19 @@ because it hashes to the recorded ``H(w[t])`` and every sensor message in it car
 sensor's signature, not because of who sent it. The node's signature on the reply
 binds the answer (or its "not held") to the node that gave it.
 
-Both messages are :class:`~pervasive.offchain.messages.ProtocolMessage` envelopes in the
-agreement's EIP-712 domain (so a request cannot be replayed against another agreement):
+Both messages are committee :class:`~pervasive.committee.Envelope` s in the agreement's
+EIP-712 domain (so a request cannot be replayed against another agreement):
 
-- request, kind ``WINDOW_REQUEST``, body empty, ``window`` = ``t``, signed by the
-  requester, published on the node's ``window_request_topic`` (``transport.py``);
+- request, kind ``WINDOW_REQUEST``, body empty (:class:`~pervasive.offchain.bodies.WindowRequest`),
+  ``round`` = ``t``, signed by the requester, published on the node's
+  ``window_request_topic`` (``transport.py``);
 - reply, kind ``WINDOW_DATA``, the request's nonce in the signed envelope, body
-  ``abi_encode(bool held, bytes data)`` with ``data`` = :meth:`WindowData.encode` of
-  ``w[t]``, signed by the node, published on the requester's ``window_reply_topic``.
+  :class:`~pervasive.offchain.bodies.WindowReply` ``(bool held, bytes data)`` with
+  ``data`` = :meth:`WindowData.encode` of ``w[t]``, signed by the node, published on
+  the requester's ``window_reply_topic``.
 
 :class:`WindowServer` (sans-I/O) turns a request into a reply; a request from anyone
-who is neither a party nor a node, or badly signed, is refused and counted.
+who is neither a party nor a node, badly signed, or replayed, is refused and counted.
 :func:`fetch_window` is the requester's side over any
 :class:`~pervasive.messaging.port.MqttConnection`.
 
@@ -33,19 +35,17 @@ import asyncio
 import secrets
 from collections import Counter
 
-from pervasive.crypto import PrivateKey, abi_decode, abi_encode
+from pervasive.committee import Envelope, EnvelopeReceiver, decode_envelope
+from pervasive.crypto import PrivateKey
 from pervasive.errors import InvalidInput, NotFound, UserError
 from pervasive.messaging.port import MqttConnection
 from pervasive.offchain.agreement import AgreementSpec
-from pervasive.offchain.messages import MessageKind, ProtocolMessage, decode_protocol_message
+from pervasive.offchain.bodies import Body, MessageKind, WindowReply, WindowRequest, decode_body
 from pervasive.offchain.node.transport import window_reply_topic, window_request_topic
-from pervasive.offchain.node.updates import pack_window
 from pervasive.offchain.qos import WindowStore
-from pervasive.offchain.window_data import WindowData
+from pervasive.offchain.window_data import WindowData, pack_window
 
 __all__ = ["NotAuthorised", "WindowServer", "fetch_window"]
-
-_REPLY_BODY = ["bool", "bytes"]
 
 
 class NotAuthorised(UserError, PermissionError):
@@ -74,13 +74,19 @@ class WindowServer:
         """Requests answered with "not held" (dropped under the QoS, or never built)."""
         self.refused: Counter[str] = Counter()
         """Requests refused, by reason."""
+        self._receiver: EnvelopeReceiver[Body] = EnvelopeReceiver(
+            agreement.domain_separator,
+            agreement.address,
+            senders=self._allowed,
+            decode_body=decode_body,
+        )
 
     def answer(self, payload: bytes) -> tuple[str, bytes]:
         """The reply to a request: ``(topic, payload)``; raises and counts a refusal.
 
         Raises :class:`InvalidInput` (undecodable, wrong kind or agreement),
-        :class:`~pervasive.errors.InvalidSignature`, or :class:`NotAuthorised` for a
-        requester who is neither party nor node.
+        :class:`~pervasive.errors.InvalidSignature`, :class:`~pervasive.errors.ReplayedMessage`,
+        or :class:`NotAuthorised` for a requester who is neither party nor node.
         """
         try:
             request = self._checked(payload)
@@ -88,36 +94,33 @@ class WindowServer:
             self.refused[type(exc).__name__] += 1
             raise
         try:
-            windows = self._store.serve(request.window)
+            windows = self._store.serve(request.round)
         except NotFound:
-            data, held = b"", False
+            reply = WindowReply(held=False)
             self.not_held += 1
         else:
-            data, held = pack_window(windows, self._agreement), True
+            reply = WindowReply(held=True, data=pack_window(windows, self._agreement.sensors))
             self.served += 1
-        reply = ProtocolMessage.create(
+        answer = Envelope.create(
             self._key,
             self._agreement.domain_separator,
-            agreement=self._agreement.address,
-            window=request.window,
+            session=self._agreement.address,
+            round=request.round,
             kind=MessageKind.WINDOW_DATA,
             nonce=request.nonce,
-            body=abi_encode(_REPLY_BODY, [held, data]),
+            body=reply.encode(),
         )
-        return window_reply_topic(self._agreement.address, request.sender), reply.encode()
+        return window_reply_topic(self._agreement.address, request.sender), answer.encode()
 
-    def _checked(self, payload: bytes) -> ProtocolMessage:
-        request = decode_protocol_message(payload)
-        if request.kind is not MessageKind.WINDOW_REQUEST:
-            raise InvalidInput(f"a {request.kind.name} message is not a window request")
-        if request.agreement != self._agreement.address:
-            raise InvalidInput(f"the request names agreement {request.agreement}")
-        request.verify(self._agreement.domain_separator)
+    def _checked(self, payload: bytes) -> Envelope:
+        request = decode_envelope(payload)
+        if request.kind != MessageKind.WINDOW_REQUEST:
+            raise InvalidInput(f"a kind {request.kind} message is not a window request")
         if request.sender not in self._allowed:
             raise NotAuthorised(
                 f"{request.sender} is neither a party nor a node of {self._agreement.address}"
             )
-        return request
+        return self._receiver.accept(request).envelope
 
 
 async def fetch_window(
@@ -141,34 +144,37 @@ async def fetch_window(
     reply_topic = window_reply_topic(agreement.address, key.address)
     await connection.subscribe(reply_topic, qos=1)
     nonce = secrets.randbits(63)
-    request = ProtocolMessage.create(
+    request = Envelope.create(
         key,
         agreement.domain_separator,
-        agreement=agreement.address,
-        window=t,
+        session=agreement.address,
+        round=t,
         kind=MessageKind.WINDOW_REQUEST,
         nonce=nonce,
-        body=b"",
+        body=WindowRequest().encode(),
     )
     await connection.publish(window_request_topic(agreement.address, node), request.encode())
+    receiver: EnvelopeReceiver[Body] = EnvelopeReceiver(
+        agreement.domain_separator, agreement.address, senders=(node,), decode_body=decode_body
+    )
     async with asyncio.timeout(timeout):
         async for message in connection.messages():
             if message.topic != reply_topic:
                 continue
-            reply = decode_protocol_message(message.payload)
-            if reply.nonce != nonce or reply.kind is not MessageKind.WINDOW_DATA:
+            reply = decode_envelope(message.payload)
+            if reply.nonce != nonce or reply.kind != MessageKind.WINDOW_DATA:
                 continue  # an answer to an earlier request
-            return _opened(reply, agreement, node, t)
+            if reply.round != t:
+                raise InvalidInput(f"the reply of {reply.sender} is for window {reply.round}")
+            body = receiver.accept(reply).body
+            assert isinstance(body, WindowReply)
+            return _opened(body, node, t)
     raise TimeoutError(f"node {node} did not answer")  # pragma: no cover - the stream is endless
 
 
-def _opened(reply: ProtocolMessage, agreement: AgreementSpec, node: str, t: int) -> WindowData:
-    if reply.sender != node or reply.window != t or reply.agreement != agreement.address:
-        raise InvalidInput(f"the reply is from {reply.sender} for window {reply.window}")
-    reply.verify(agreement.domain_separator)
-    held, data = abi_decode(_REPLY_BODY, reply.body)
-    if not held:
+def _opened(reply: WindowReply, node: str, t: int) -> WindowData:
+    if not reply.held:
         raise NotFound(f"node {node} does not hold window {t} (its QoS drops windows)")
-    window = WindowData.decode(data)
+    window = WindowData.decode(reply.data)
     window.verify_signatures()
     return window

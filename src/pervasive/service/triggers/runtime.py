@@ -42,7 +42,7 @@ from pervasive.errors import (
 )
 from pervasive.messaging.port import MqttConnection, MqttMessage
 from pervasive.messaging.topics import device_topic_filter
-from pervasive.offchain.declaration import SensorDeclaration
+from pervasive.sensing import SensorDeclaration
 from pervasive.service.triggers.actions import ALREADY_PAID, TriggerAction
 from pervasive.service.triggers.conditions import Observation
 from pervasive.service.triggers.engine import ContextTrigger, Firing, TriggerEngine

@@ -4,8 +4,10 @@ Paper 002, section 3: an agreement is created only with every party's signature
 (``: U_a``). The parties sign :class:`AgreementTerms` as EIP-712 typed data
 (:data:`TERMS_TYPE`) in the domain :func:`agreement_domain` of the factory that will
 create it; the contract recomputes the same digest. Pure values over
-:mod:`pervasive.crypto`, no chain access: the wrappers (``agreement_factory.py``,
-``agreement.py``) send them. Every struct is described in ``docs/agreement-contract.md``.
+:mod:`pervasive.crypto`, no chain access: the contract wrappers
+(``contracts/agreement_factory.py``, ``contracts/agreement.py``) send them, and the
+nodes run the protocol they fix (``offchain/``). Every struct is described in
+``docs/agreement-contract.md``.
 
 Example::
 
@@ -16,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,10 +46,10 @@ __all__ = [
     "MAX_SENSORS",
     "TERMS_TYPE",
     "AgreementTerms",
-    "QoSLevel",
+    "QoS",
     "Reaction",
     "ReactionKind",
-    "Signing",
+    "SigningMode",
     "agreement_domain",
 ]
 
@@ -62,27 +65,50 @@ TERMS_TYPE = (
 """The EIP-712 type every party signs to approve an agreement."""
 DOMAIN_NAME = "DIVERSITY"
 DOMAIN_VERSION = "1"
-"""The EIP-712 domain of every agreement signature (as ``offchain.AgreementSpec``'s)."""
+"""The EIP-712 domain of every agreement signature: the parties' and the nodes'."""
 _ZERO = bytes(32)
 
 
-class QoSLevel(enum.IntEnum):
-    """Quality of service (paper 002, section 2); same values as ``offchain.QoS``."""
+class QoS(enum.IntEnum):
+    """The qualities of service of paper 002, section 2 (the value is the on-chain ``uint8``)."""
 
     NO_PROOF = 0
+    """Window data is dropped once the nodes agree; kept if the window is disputed."""
     OFFCHAIN_PROOF = 1
+    """Every window is kept in the node's store and served on request."""
     ONCHAIN_PROOF = 2
+    """Window data goes on-chain in calldata with the (non-null) result or the dispute."""
 
 
-class Signing(enum.IntEnum):
-    """How the nodes sign (paper 002, Fig. 2); the order of ``offchain.SigningMode``."""
+class SigningMode(enum.IntEnum):
+    """How every node's signature on every proof of computation is collected (paper 002, Fig. 2).
+
+    The value is the on-chain ``signing`` term; :attr:`label` the name users type.
+    """
 
     RING = 0
-    """Fig. 2A: each proof travels the ring of nodes."""
+    """Fig. 2A: each proof travels the ring, returns to its author, who broadcasts it."""
     LEADER = 1
-    """A leader collects every proof and everyone's signatures."""
+    """A leader gathers all proofs, collects everyone's signatures, broadcasts the result."""
     FAST = 2
-    """Fig. 2B: the leader piggybacks the agreed ``P_{t-1}`` on round ``t``."""
+    """Fig. 2B: as LEADER, and the leader piggybacks the compact ``P_{t-1}`` on round ``t``."""
+
+    @property
+    def label(self) -> str:
+        """``ring``, ``leader`` or ``fast``. Example: ``SigningMode.FAST.label == "fast"``."""
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> SigningMode:
+        """The mode named ``text`` (``ring``, ``leader`` or ``fast``); :class:`InvalidInput` else.
+
+        Example: ``SigningMode.parse("leader") is SigningMode.LEADER``.
+        """
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            choices = ", ".join(m.label for m in cls)
+            raise InvalidInput(f"unknown signing mode {text!r}; choose one of: {choices}") from None
 
 
 LEADER_ROTATING = 255
@@ -111,6 +137,7 @@ class Reaction:
     amount: int = 0
 
 
+@functools.lru_cache(maxsize=256)
 def agreement_domain(chain_id: int, address: str) -> bytes:
     """EIP-712 domain separator ``("DIVERSITY", "1", chainId, address)``.
 
@@ -140,7 +167,7 @@ class AgreementTerms:
         AgreementTerms(parties=(sp, insurer), sensors=(lock,), start_points=(0,),
                        window_size=200, sliding_factor=200, function_name="rental_time",
                        function_hash=fn_hash, nodes=(n1, n2), node_parties=(0, 1),
-                       qos=QoSLevel.NO_PROOF, reward=10**12,
+                       qos=QoS.NO_PROOF, reward=10**12,
                        reaction=Reaction(ReactionKind.PAY_PER_UNIT, 0, 1, 10**9),
                        expiry=now + 86400 * 365)
     """
@@ -154,19 +181,19 @@ class AgreementTerms:
     function_hash: bytes
     nodes: tuple[str, ...]
     node_parties: tuple[int, ...]
-    qos: QoSLevel
+    qos: QoS
     reward: int
     reaction: Reaction
     expiry: int
-    signing: Signing = Signing.RING
+    signing: SigningMode = SigningMode.RING
     leader: int | None = 0
     """Index of the leader in ``nodes`` (leader and fast signing); ``None`` rotates it."""
 
     def __post_init__(self) -> None:
         for name in ("parties", "sensors", "nodes"):
             object.__setattr__(self, name, tuple(checksum_address(a) for a in getattr(self, name)))
-        object.__setattr__(self, "qos", QoSLevel(self.qos))
-        object.__setattr__(self, "signing", Signing(self.signing))
+        object.__setattr__(self, "qos", QoS(self.qos))
+        object.__setattr__(self, "signing", SigningMode(self.signing))
         object.__setattr__(self, "start_points", tuple(self.start_points))
         object.__setattr__(self, "node_parties", tuple(self.node_parties))
         object.__setattr__(
@@ -207,6 +234,28 @@ class AgreementTerms:
                 "a payment reaction needs distinct payer/payee parties and amount > 0"
             )
 
+    def leader_for(self, t: int) -> str:
+        """The leader of round ``t``: ``nodes[leader]``, or ``nodes[t % n]`` when rotating."""
+        index = t % len(self.nodes) if self.leader is None else self.leader
+        return self.nodes[index]
+
+    def submitter_for(self, t: int) -> str:
+        """The one node that sends round ``t``'s update transaction.
+
+        Ring signing rotates it (``nodes[t % n]``); leader signing uses the leader. In the
+        fast protocol the update of ``t`` is sent by the leader of ``t + 1``, who collects
+        its signatures inside round ``t + 1``.
+        """
+        if self.signing is SigningMode.RING:
+            return self.nodes[t % len(self.nodes)]
+        if self.signing is SigningMode.FAST:
+            return self.leader_for(t + 1)
+        return self.leader_for(t)
+
+    def next_in_ring(self, node: str) -> str:
+        """The node after ``node`` in ring order (Fig. 2A)."""
+        return self.nodes[(self.nodes.index(node) + 1) % len(self.nodes)]
+
     def as_abi(self) -> tuple[Any, ...]:
         """The ``Terms`` tuple as the contracts take it."""
         r = self.reaction
@@ -228,9 +277,9 @@ class AgreementTerms:
             parties=tuple(raw[0]), sensors=tuple(raw[1]), start_points=tuple(raw[2]),
             window_size=raw[3], sliding_factor=raw[4], function_name=raw[5],
             function_hash=bytes(raw[6]), nodes=tuple(raw[7]), node_parties=tuple(raw[8]),
-            qos=QoSLevel(raw[9]), reward=raw[10],
+            qos=QoS(raw[9]), reward=raw[10],
             reaction=Reaction(ReactionKind(raw[11]), raw[12], raw[13], raw[14]), expiry=raw[15],
-            signing=Signing(raw[16]), leader=None if raw[17] == LEADER_ROTATING else raw[17],
+            signing=SigningMode(raw[16]), leader=None if raw[17] == LEADER_ROTATING else raw[17],
         )  # fmt: skip
 
     def struct_hash(self) -> bytes:

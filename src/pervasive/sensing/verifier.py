@@ -1,6 +1,6 @@
 """Fast verification of signed sensor messages ``m_{s,q}`` at ingestion (paper 002, section 3).
 
-:func:`~pervasive.offchain.sensor_message.verify_sensor_message` is the reference:
+:func:`~pervasive.sensing.message.verify_sensor_message` is the reference:
 it decodes with eth-abi, rebuilds the EIP-712 struct with a generic encoder and
 recovers the signer's checksummed address, about 500 µs a message. An intermediate
 node must take at least 5,000 messages a second, so :class:`SensorVerifier` checks the
@@ -19,7 +19,7 @@ same things in one pass over the bytes:
 Whenever the fast path meets anything unusual (a non-canonical layout, a value it
 does not decode, a signature it does not like) it hands the message to the
 reference functions, so a message is accepted, and an error raised, exactly as
-:class:`~pervasive.offchain.sequence.SensorInbox` would; a property test checks the
+:class:`~pervasive.sensing.sequence.SensorInbox` would; a property test checks the
 equivalence.
 """
 
@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 import coincurve
 
 from pervasive.crypto import Signature, keccak256, type_hash
-from pervasive.errors import InvalidInput, InvalidSignature, SchemaViolation
-from pervasive.offchain.declaration import FieldType, SensorDeclaration
-from pervasive.offchain.sensor_message import (
+from pervasive.domain import FieldType
+from pervasive.errors import InvalidInput, InvalidSignature, PervasiveError, SchemaViolation
+from pervasive.sensing.declaration import SensorDeclaration
+from pervasive.sensing.message import (
     SENSOR_DOMAIN_SEPARATOR,
     SENSOR_MESSAGE_TYPE,
     SensorMessage,
@@ -72,7 +73,7 @@ class VerifiedSensorMessage(SensorMessage):
         return self.wire
 
 
-class _Fallback(Exception):
+class _Fallback(PervasiveError):
     """Internal: the fast path is unsure; use the reference implementation."""
 
 
@@ -149,8 +150,8 @@ def _decode_values(types: tuple[FieldType, ...], data: bytes) -> None:
 class SensorVerifier:
     """Verify wire-form sensor messages against the agreement's declarations, fast.
 
-    Raises what :func:`~pervasive.offchain.sensor_message.verify_sensor_message` and
-    :func:`~pervasive.offchain.sensor_message.decode_sensor_message` raise:
+    Raises what :func:`~pervasive.sensing.message.verify_sensor_message` and
+    :func:`~pervasive.sensing.message.decode_sensor_message` raise:
     :class:`SchemaViolation` (undeclared sensor, wrong kind or values),
     :class:`InvalidSignature` and :class:`InvalidInput` (undecodable bytes).
 

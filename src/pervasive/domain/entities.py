@@ -11,27 +11,25 @@ the same rules again on-chain (see ``vyper/registry.vy``).
 
 Example::
 
-    field = SensorField.parse("celsius:int64")
-    field.type.code   # 1
+    check_id("sensor", "lock-1")
+    check_endpoint("mqtts://node1.example:8883")
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 from urllib.parse import urlsplit
 
 from pervasive.crypto import PublicKey, checksum_address
+from pervasive.domain.sensor_fields import MAX_FIELDS, FieldType, SensorField, check_field_name
 from pervasive.errors import InvalidInput
 
 __all__ = [
     "ENDPOINT_SCHEMES",
-    "MAX_FIELDS",
-    "FieldType",
+    "MAX_ENDPOINT",
     "IntermediateNode",
     "Sensor",
-    "SensorField",
     "User",
     "check_account",
     "check_endpoint",
@@ -41,69 +39,10 @@ __all__ = [
     "check_sensor_type",
 ]
 
-MAX_FIELDS = 16
 MAX_ENDPOINT = 256
 ENDPOINT_SCHEMES = ("http", "https", "mqtt", "mqtts", "ws", "wss", "tcp", "tls")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 _SENSOR_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:/-]{0,31}")
-
-
-class FieldType(StrEnum):
-    """The closed set of types a sensor field may declare; ``code`` is the on-chain value."""
-
-    BOOL = "bool"
-    INT64 = "int64"
-    UINT64 = "uint64"
-    INT256 = "int256"
-    UINT256 = "uint256"
-    STRING = "string"
-    BYTES32 = "bytes32"
-    ADDRESS = "address"
-
-    @property
-    def code(self) -> int:
-        """The index stored on-chain (declaration order). Example: ``FieldType.BOOL.code == 0``."""
-        return list(FieldType).index(self)
-
-    @classmethod
-    def from_code(cls, code: int) -> FieldType:
-        """The type stored on-chain as ``code``."""
-        members = list(cls)
-        if not 0 <= code < len(members):
-            raise InvalidInput(f"field type code {code} is unknown")
-        return members[code]
-
-    @classmethod
-    def parse(cls, name: str) -> FieldType:
-        """The type named ``name``; :class:`InvalidInput` lists the choices otherwise.
-
-        Example: ``FieldType.parse("uint64") is FieldType.UINT64``.
-        """
-        try:
-            return cls(name.strip().lower())
-        except ValueError:
-            choices = ", ".join(member.value for member in cls)
-            raise InvalidInput(f"unknown field type {name!r}; choose one of: {choices}") from None
-
-
-@dataclass(frozen=True)
-class SensorField:
-    """A declared variable ``type x`` of a sensor."""
-
-    name: str
-    type: FieldType
-
-    @classmethod
-    def parse(cls, text: str) -> SensorField:
-        """Parse ``name:type``, e.g. ``"celsius:int64"``.
-
-        Example: ``SensorField.parse("locked:bool") == SensorField("locked", FieldType.BOOL)``.
-        """
-        name, sep, kind = text.partition(":")
-        if not sep:
-            raise InvalidInput(f"field {text!r} must be written name:type, e.g. celsius:int64")
-        return cls(check_field_name(name.strip()), FieldType.parse(kind))
 
 
 @dataclass(frozen=True)
@@ -190,16 +129,6 @@ def check_public_key(value: bytes | str) -> bytes:
         )
     PublicKey.from_bytes(raw)  # raises InvalidInput when not on the curve
     return raw
-
-
-def check_field_name(name: str) -> str:
-    """``name`` if it is a valid field name (an identifier of at most 32 characters)."""
-    if not _FIELD_NAME.fullmatch(name):
-        raise InvalidInput(
-            f"field name {name!r} is invalid: use letters, digits and '_', at most 32, "
-            "not starting with a digit"
-        )
-    return name
 
 
 def check_fields(fields: tuple[SensorField, ...] | list[SensorField]) -> tuple[SensorField, ...]:

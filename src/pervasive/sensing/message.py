@@ -37,7 +37,7 @@ from pervasive.crypto import (
     typed_data_digest,
 )
 from pervasive.errors import InvalidInput, InvalidSignature, SchemaViolation
-from pervasive.offchain.declaration import SensorDeclaration
+from pervasive.sensing.declaration import SensorDeclaration
 
 __all__ = [
     "SENSOR_DOMAIN_SEPARATOR",

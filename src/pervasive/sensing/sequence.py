@@ -18,12 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pervasive.errors import InvalidInput, InvalidSignature, ReplayedMessage, SchemaViolation
-from pervasive.offchain.declaration import SensorDeclaration
-from pervasive.offchain.sensor_message import (
-    SensorMessage,
-    decode_sensor_message,
-    verify_sensor_message,
-)
+from pervasive.sensing.declaration import SensorDeclaration
+from pervasive.sensing.message import SensorMessage, decode_sensor_message, verify_sensor_message
 
 __all__ = ["GapEvent", "InboxResult", "SensorInbox", "SequenceTracker"]
 
