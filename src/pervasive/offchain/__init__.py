@@ -42,7 +42,7 @@ from pervasive.offchain.journal import (
 )
 from pervasive.offchain.node_protocol import NodeProtocol
 from pervasive.offchain.outcomes import Action, Agreed, Dispute, DisputeEvidence, DisputeKind
-from pervasive.offchain.qos import WindowStore, verify_window
+from pervasive.offchain.qos import WindowStatus, WindowStore, verify_window
 from pervasive.offchain.rounds import MessageStats, Phase
 from pervasive.offchain.signed import (
     ProofOfComputation,
@@ -100,6 +100,7 @@ __all__ = [
     "WindowReply",
     "WindowRequest",
     "WindowSpec",
+    "WindowStatus",
     "WindowStore",
     "commitment",
     "decode_body",

@@ -24,6 +24,7 @@ with :func:`verify_window`.
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from pervasive.offchain.outcomes import Action, Agreed, Dispute
 from pervasive.offchain.window import WindowArray, decode_window_array
 from pervasive.store import attach
 
-__all__ = ["WindowStore", "verify_window"]
+__all__ = ["WindowStatus", "WindowStore", "verify_window"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS offchain_windows (
@@ -46,6 +47,17 @@ CREATE TABLE IF NOT EXISTS offchain_windows (
     PRIMARY KEY (agreement, t)
 );
 """
+
+
+class WindowStatus(enum.StrEnum):
+    """Where a stored window stands (the value is what the table holds)."""
+
+    PENDING = "pending"
+    """Built here; the round is still running."""
+    AGREED = "agreed"
+    DISPUTED = "disputed"
+    PUBLISHED = "published"
+    """Its update is on-chain (ONCHAIN_PROOF then drops the data: the chain has it)."""
 
 
 def verify_window(windows: WindowArray, expected_hash: bytes) -> WindowArray:
@@ -80,9 +92,12 @@ class WindowStore:
         """Store ``w[t]`` as built by this node (a second put of the same ``t`` is ignored)."""
         self._db.execute(
             "INSERT OR IGNORE INTO offchain_windows (agreement, t, window_hash, status, data) "
-            "VALUES (?, ?, ?, 'pending', ?)",
-            (self.agreement.address, windows.t, windows.hash, windows.encode()),
-        )
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                self.agreement.address, windows.t, windows.hash, WindowStatus.PENDING.value,
+                windows.encode(),
+            ),
+        )  # fmt: skip
 
     def record(self, action: Action) -> None:
         """Apply the retention rule for a protocol outcome (other actions are ignored)."""
@@ -94,35 +109,45 @@ class WindowStore:
     def mark_agreed(self, t: int, *, published_later: bool = True) -> None:
         """Window ``t`` reached unanimity; ``published_later`` is False for a null result."""
         drop = self.qos is QoS.NO_PROOF or (self.qos is QoS.ONCHAIN_PROOF and not published_later)
-        self._set(t, "agreed", drop=drop)
+        self._set(t, WindowStatus.AGREED, drop=drop)
 
     def mark_disputed(self, t: int) -> None:
         """Window ``t`` is disputed: its data is kept at every QoS level."""
-        self._set(t, "disputed", drop=False)
+        self._set(t, WindowStatus.DISPUTED, drop=False)
 
     def mark_published(self, t: int) -> None:
         """The update of ``t`` is on-chain (call after its receipt); ONCHAIN_PROOF drops it."""
         if self.qos is QoS.ONCHAIN_PROOF:
-            self._set(t, "published", drop=True, only_if="agreed")
+            self._set(t, WindowStatus.PUBLISHED, drop=True, only_if=WindowStatus.AGREED)
 
-    def _set(self, t: int, status: str, *, drop: bool, only_if: str | None = None) -> None:
-        # the guard is one of two fixed strings, never user input
+    def _set(
+        self,
+        t: int,
+        status: WindowStatus,
+        *,
+        drop: bool,
+        only_if: WindowStatus | None = None,
+    ) -> None:
+        """Move ``t`` to ``status`` (a disputed window stays disputed, its data kept)."""
+        guard = None if only_if is None else only_if.value
         self._db.execute(
             "UPDATE offchain_windows SET status = ?, data = CASE WHEN ? THEN NULL ELSE data END "
-            "WHERE agreement = ? AND t = ? AND status != 'disputed' "
-            "AND (? IS NULL OR status = ?)",
-            (status, int(drop), self.agreement.address, t, only_if, only_if),
-        )
+            "WHERE agreement = ? AND t = ? AND status != ? AND (? IS NULL OR status = ?)",
+            (
+                status.value, int(drop), self.agreement.address, t,
+                WindowStatus.DISPUTED.value, guard, guard,
+            ),
+        )  # fmt: skip
 
-    def status(self, t: int) -> str:
-        """``pending``, ``agreed``, ``disputed`` or ``published``; :class:`NotFound` if unknown."""
+    def status(self, t: int) -> WindowStatus:
+        """Where window ``t`` stands; :class:`NotFound` if it was never stored."""
         row = self._db.execute(
             "SELECT status FROM offchain_windows WHERE agreement = ? AND t = ?",
             (self.agreement.address, t),
         ).fetchone()
         if row is None:
             raise NotFound(f"window {t} of {self.agreement.address} was never stored")
-        return str(row[0])
+        return WindowStatus(str(row[0]))
 
     def serve(self, t: int) -> WindowArray:
         """The stored ``w[t]`` (to answer a request); :class:`NotFound` if it was dropped.

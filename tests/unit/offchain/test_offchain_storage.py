@@ -21,7 +21,7 @@ from pervasive.offchain import (
     RoundStatus,
     SQLiteRoundJournal,
 )
-from pervasive.offchain.qos import WindowStore, verify_window
+from pervasive.offchain.qos import WindowStatus, WindowStore, verify_window
 from pervasive.store import open_database
 
 
@@ -51,7 +51,7 @@ def test_retention_rules(
     assert store.held() == after_agree
     store.mark_published(0)
     assert store.held() == after_publish
-    assert store.status(1) == "disputed"
+    assert store.status(1) is WindowStatus.DISPUTED
     for t in after_publish:
         assert verify_window(store.serve(t), windows[t].hash) == windows[t]
     with pytest.raises(NotFound):
@@ -66,7 +66,7 @@ def test_disputed_window_survives_later_agreement_and_reopen(tmp_path: Path) -> 
     store.mark_disputed(0)
     store.mark_agreed(0)
     reopened = WindowStore(tmp_path / "w.sqlite", spec)
-    assert reopened.status(0) == "disputed" and reopened.serve(0) == w
+    assert reopened.status(0) is WindowStatus.DISPUTED and reopened.serve(0) == w
 
 
 def test_verify_window_rejects_other_hash() -> None:
