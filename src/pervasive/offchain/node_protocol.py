@@ -132,7 +132,9 @@ class NodeProtocol:
                 stored_window_data=stored_window_data,
             )  # fmt: skip
         else:
-            self.exchange = UpdateExchange(key, agreement, self.journal, self.messenger)
+            self.exchange = UpdateExchange(
+                key, agreement, self.journal, self.messenger, stored_window_data
+            )
         self._rounds: dict[int, Round] = {}
 
     # ------------------------------------------------------------------ inputs
@@ -198,6 +200,8 @@ class NodeProtocol:
             actions += self.commit.dispute(round_, DisputeKind.TIMEOUT, evidence)
         if self.compact is not None:
             actions += self.compact.tick(now)
+        if self.exchange is not None:
+            actions += self.exchange.resume()
         return actions
 
     def phase(self, t: int) -> Phase:

@@ -16,14 +16,20 @@ and returns :class:`~pervasive.committee.Submit` once: the designated node sends
 once, the others keep it to take over if the designated node stays silent
 (:class:`~pervasive.committee.Submitter`). The fast protocol collects the same
 signatures inside the next round instead (``compact.py``).
+
+A node restarted after agreeing but before it held every signature rebuilds the update
+from its journal, signs it again and sends it (:meth:`UpdateExchange.resume`); a peer
+that already holds the whole update answers once with its own signature, so the
+restarted node completes too (and a peer still waiting for it completes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pervasive.committee import Submit
-from pervasive.crypto import PrivateKey, Signature, recover_hash
+from pervasive.crypto import PrivateKey, Signature, keccak256, recover_hash
 from pervasive.domain import SignedUpdate, Update
 from pervasive.errors import InvalidSignature
 from pervasive.offchain.agreement import AgreementSpec
@@ -44,6 +50,7 @@ class _Window:
     signatures: dict[str, Signature] = field(default_factory=dict)
     early: dict[str, Signature] = field(default_factory=dict)
     complete: bool = False
+    answered: set[str] = field(default_factory=set)
 
 
 class UpdateExchange:
@@ -55,7 +62,10 @@ class UpdateExchange:
         agreement: AgreementSpec,
         journal: RoundJournal,
         messenger: RoundMessenger,
+        stored_window_data: Callable[[int], bytes] | None = None,
     ) -> None:
+        """``stored_window_data(t)``: the packed ``w[t]`` kept under on-chain proof of
+        storage, for an update still owed after a restart (empty if not held)."""
         self.key = key
         self.address = key.address
         self.agreement = agreement
@@ -63,6 +73,32 @@ class UpdateExchange:
         self.messenger = messenger
         self._others = tuple(n for n in agreement.nodes if n != self.address)
         self._windows: dict[int, _Window] = {}
+        self._resumed: list[int] = []
+        for entry in journal.unsubmitted_agreed():
+            if entry.result is None:
+                continue
+            data = b""
+            if entry.data_hash != bytes(32) and stored_window_data is not None:
+                data = stored_window_data(entry.t)
+            if (keccak256(data) if data else bytes(32)) != entry.data_hash:
+                continue  # the window data is gone: this update cannot be sent
+            state = self._window(entry.t)
+            state.update = Update(
+                agreement.address, entry.t, entry.result, entry.window_hash,
+                entry.proofs_hash, entry.data_hash,
+            )  # fmt: skip
+            state.data = data
+            state.signatures[self.address] = state.update.sign(key, agreement.chain_id)
+            self._resumed.append(entry.t)
+
+    def resume(self) -> list[Action]:
+        """After a restart: send again our signature of every update we still owe (once)."""
+        resumed, self._resumed = self._resumed, []
+        return [self._announce(t, self._windows[t]) for t in resumed if t in self._windows]
+
+    def _announce(self, t: int, state: _Window, to: tuple[str, ...] | None = None) -> Action:
+        body = UpdateSignature(state.signatures[self.address]).encode()
+        return self.messenger.emit(t, to or self._others, MessageKind.UPDATE_SIGNATURE, body)
 
     def on_agreed(self, agreed: Agreed, packed: bytes) -> list[Action]:
         """Sign the update of an agreed window and send the signature to the others.
@@ -91,11 +127,7 @@ class UpdateExchange:
             if recover_hash(digest, early) == signer:
                 state.signatures[signer] = early
         state.early.clear()
-        body = UpdateSignature(signature).encode()
-        actions: list[Action] = [
-            self.messenger.emit(agreed.t, self._others, MessageKind.UPDATE_SIGNATURE, body)
-        ]
-        return actions + self._complete(agreed.t, state)
+        return [self._announce(agreed.t, state), *self._complete(agreed.t, state)]
 
     def on_signature(self, sender: str, t: int, body: UpdateSignature) -> list[Action]:
         """A node's signature on the update of window ``t``; :class:`Submit` once all signed.
@@ -105,7 +137,11 @@ class UpdateExchange:
         """
         state = self._window(t)
         if state.complete:
-            return []
+            # only a restarted peer still signs a window we completed: answer it, once
+            if sender in state.answered:
+                return []
+            state.answered.add(sender)
+            return [self._announce(t, state, to=(sender,))]
         if state.update is None:
             state.early[sender] = body.signature
             return []

@@ -11,6 +11,7 @@ from pervasive.domain import SigningMode
 from pervasive.offchain import (
     Agreed,
     Dispute,
+    MessageKind,
     NodeProtocol,
     Phase,
     ProofsBody,
@@ -96,3 +97,34 @@ def test_fast_leader_restart_resends_pending_compact_update(tmp_path: Path) -> N
     net.absorb(a.address, restarted.tick(100.0))
     net.run()
     assert len(net.all_of(Submit)) == 1
+
+
+def test_ring_node_restarted_before_it_held_every_update_signature_completes(
+    tmp_path: Path,
+) -> None:
+    """The designated node agreed and sent its signature, then died before the others' came."""
+    spec = make_spec(3, mode=SigningMode.RING)
+    nodes = [_node(i, spec, tmp_path) for i in range(3)]
+    a = nodes[0]
+    assert spec.submitter_for(0) == a.address
+    net = Network({n.address: n for n in nodes})
+    net.drop = lambda sender, recipient, send: (
+        recipient == a.address and send.envelope.kind == MessageKind.UPDATE_SIGNATURE
+    )
+    [w] = windows_for(spec, 1)
+    for node in nodes:
+        net.start(node.address, w)
+    net.run()
+    assert net.of(a.address, Submit) == []  # a lacks the others' signatures
+    assert all(len(net.of(n.address, Submit)) == 1 for n in nodes[1:])
+
+    restarted = _node(0, spec, tmp_path)
+    net.nodes[a.address] = restarted
+    net.drop = lambda sender, recipient, send: False
+    net.absorb(a.address, restarted.tick(1.0))  # it signs again and asks
+    net.run()
+    [submit] = net.of(a.address, Submit)
+    assert submit.round == 0 and len(submit.transaction.signatures) == 3
+    assert submit.transaction == net.of(nodes[1].address, Submit)[0].transaction
+    assert restarted.tick(2.0) == []  # resumed once
+    assert all(len(net.of(n.address, Submit)) == 1 for n in nodes[1:])
