@@ -616,11 +616,11 @@ def rows_for(
         if fast is None or base is None:
             continue
         rows += [
-            Row("fast saves", f"messages per window vs {other.value}",
+            Row("fast saves", f"messages per window vs {other.label}",
                 sum(base.messages.values()) - sum(fast.messages.values()), "msg"),
-            Row("fast saves", f"bytes per window vs {other.value}",
+            Row("fast saves", f"bytes per window vs {other.label}",
                 base.bytes_per_window - fast.bytes_per_window, "B"),
-            Row("fast saves", f"gas per window vs {other.value}",
+            Row("fast saves", f"gas per window vs {other.label}",
                 base.gas_per_window - fast.gas_per_window, "gas"),
         ]  # fmt: skip
     return rows

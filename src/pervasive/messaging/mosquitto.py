@@ -188,6 +188,7 @@ class MosquittoBroker:
         if self._port == 0:
             self._port = free_port(self.host)
         self._write_files()
+        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         log = self.log_file.open("ab")
         try:
             self._process = subprocess.Popen(
@@ -200,6 +201,13 @@ class MosquittoBroker:
         finally:
             log.close()
         await self._wait_until_listening()
+        # mosquitto listens before it installs its signal handlers; a SIGHUP (a refresh)
+        # sent in between would kill it, so start returns once it logs that it runs
+        try:
+            await self._await_log(" running", offset, waiting_for="start")
+        except BrokerUnavailable:
+            await self.stop()
+            raise
 
     async def _wait_until_listening(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT
@@ -275,20 +283,22 @@ class MosquittoBroker:
             target = self._generation
             offset = self.log_file.stat().st_size
             self._process.send_signal(signal.SIGHUP)
-            offset = await self._await_log("Reloading config.", offset)
+            offset = await self._await_log("Reloading config.", offset, waiting_for="reload")
             # mosquitto accepts connections only between reloads: once it logs this one,
             # the reload that started before it is complete
             _reader, writer = await asyncio.open_connection(self.host, self._port)
             local_port = writer.get_extra_info("sockname")[1]
             try:
-                await self._await_log(f"New connection from {self.host}:{local_port} ", offset)
+                await self._await_log(
+                    f"New connection from {self.host}:{local_port} ", offset, waiting_for="reload"
+                )
             finally:
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
             self._applied = target
 
-    async def _await_log(self, marker: str, offset: int) -> int:
+    async def _await_log(self, marker: str, offset: int, *, waiting_for: str) -> int:
         """Wait for ``marker`` in the log after byte ``offset``; return where it ended."""
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
@@ -301,7 +311,9 @@ class MosquittoBroker:
             if not self.running:
                 break
             await asyncio.sleep(0.01)
-        raise BrokerUnavailable(f"mosquitto did not confirm a reload; its log:\n{self._log_tail()}")
+        raise BrokerUnavailable(
+            f"mosquitto did not confirm its {waiting_for}; its log:\n{self._log_tail()}"
+        )
 
     async def stop(self, *, timeout: float = 5.0) -> None:
         """Stop mosquitto (SIGTERM, so it saves its persistence file; SIGKILL after ``timeout``).
