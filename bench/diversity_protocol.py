@@ -2,9 +2,10 @@
 
 Issue #2's targets (paper 002, sections 3-4) against what this machine measures:
 
-1. **ingestion, pipeline**: signed lock messages (10 locks) through one node's sensor
-   side alone: fast verification (schema, signature), sequence tracking, window
-   building and the durable message log, in batches of 2,048 as the service runs them.
+1. **ingestion, pipeline**: signed lock messages (8 locks, an agreement's most)
+   through one node's sensor side alone: fast verification (schema, signature),
+   sequence tracking, window building and the durable message log, in batches of
+   2,048 as the service runs them.
    Best of three runs. Target: at least 5,000 messages a second per node.
 2. **ingestion, over MQTT**: the messages of 8 locks (an agreement's most) published by
    8 lock sessions (QoS 1,
