@@ -1,23 +1,63 @@
 """The exception tree of pervasive.
 
 Every error the package raises on purpose derives from :class:`PervasiveError`.
-It splits in two, as vyper splits user errors from ``CompilerPanic``:
+It splits in two, as vyper splits user errors from ``CompilerPanic``: a
+:class:`UserError` is something the caller can fix (the message says how), an
+:class:`InternalError` is a bug in pervasive. Builtin mixins in parentheses keep
+``except ValueError`` (or ``LookupError``, ``PermissionError``) working for callers
+that do not know pervasive.
+
+The classes defined here are the kinds every layer shares; a subsystem defines the
+kinds only it raises, next to its code. The whole tree, with the module that defines
+each class outside this one (``tests/unit/package/test_package_errors.py`` fails when
+a class is missing here or hangs elsewhere):
 
 ```
-PervasiveError
-├── UserError                      something the caller can fix; the message says how
-│   ├── ConfigError                bad setting, unknown backend, unreadable pervasive.toml
-│   ├── KeystoreError              missing account, wrong password, corrupt key file
-│   ├── InvalidInput (ValueError)  malformed address, key, id, field type, schema
-│   │   ├── SchemaViolation        a message does not match its declaration
-│   │   └── InvalidSignature       a signature does not verify or names someone else
-│   ├── ReplayedMessage            a sequence number or nonce seen before
-│   ├── ChainUnavailable           the node cannot be reached or started
-│   ├── TransactionReverted        the EVM reverted; carries the decoded reason
-│   ├── TransactionTimeout         no receipt within the allowed time
-│   └── NotFound (LookupError)     an entity, deployment or record does not exist
-└── InternalError                  a bug in pervasive: please file an issue
+PervasiveError                        root of every error pervasive raises on purpose
+├── UserError                         something the caller can fix; the message says how
+│   │ errors.py
+│   ├── ConfigError                   bad setting, unknown backend, unreadable pervasive.toml
+│   ├── KeystoreError                 missing account, wrong password, corrupt key file
+│   ├── InvalidInput (ValueError)     malformed address, key, id, field type, payload
+│   │   ├── SchemaViolation           a message does not match its declaration
+│   │   ├── InvalidSignature          a signature does not verify or names someone else
+│   │   ├── MalformedPacket           messaging.packets: bytes that are no MQTT 3.1.1 packet
+│   │   ├── FunctionMismatch          offchain.functions: function's hash is not the pinned one
+│   │   └── _Failure                  shadow.protocol, private: a parser's rejection
+│   ├── ReplayedMessage               a sequence number or nonce seen before
+│   │   └── DuplicateShadowRequest    shadow.store: an update already applied (QoS 1 redelivery)
+│   ├── NotFound (LookupError)        an entity, deployment or record does not exist
+│   ├── ChainUnavailable              the node cannot be reached or started
+│   ├── TransactionReverted           the EVM reverted; carries the decoded reason
+│   ├── TransactionTimeout            no receipt within the allowed time; it may still be mined
+│   │ chain/
+│   ├── TransactionRefused            ledger: the node refused a signed transaction (nonce, funds)
+│   ├── FollowerError                 follower: exactly-once delivery can no longer be kept
+│   │ messaging/errors.py
+│   ├── BrokerUnavailable             the MQTT broker cannot be started or reached
+│   ├── ConnectionRefused             the broker refused us (TLS handshake or CONNACK)
+│   ├── TopicDenied (PermissionError) the access policy forbids this publish or subscribe
+│   │ pki/errors.py
+│   ├── CertificateRejected           a presented certificate is not acceptable
+│   │   ├── UnknownIssuer             not signed by this platform's CA (or tampered with)
+│   │   ├── CertificateExpired        outside its validity window (expired or not yet valid)
+│   │   ├── CertificateRevoked        revoked (compromised, rotated, or the device retired)
+│   │   └── WrongUsage                lacks the extended key usage the caller needs
+│   │ offchain/node/window_requests.py
+│   ├── NotAuthorised (PermissionError)  the requester is neither party nor node of the agreement
+│   │ shadow/store.py
+│   ├── StaleShadowWrite              another writer changed the shadow since it was read
+│   │ storage/errors.py
+│   └── ContentCorrupted              the bytes stored under a CID do not hash to it
+├── InternalError                     a bug in pervasive: please file an issue
+│ sensing/verifier.py
+└── _Fallback                         private: the fast verifier is unsure, the reference decides
 ```
+
+The two private classes never leave their module: ``_Failure`` becomes a ``Rejected``
+reply, ``_Fallback`` a call of the reference implementation. They derive from the
+root anyway: should one escape through a bug, ``except PervasiveError`` still holds,
+and the rule "every exception class derives from the root" needs no exemption.
 """
 
 from __future__ import annotations

@@ -9,17 +9,19 @@ One database may hold many followers, told apart by ``name``. Three tables:
   away, in full, so it can be retracted after its block is gone from the node.
 
 Writes happen inside the transaction the follower opens around each handler call
-(:meth:`CheckpointStore.begin` / :meth:`commit` / :meth:`rollback`), so a handler's own
-writes to the same connection commit or vanish together with the follower's record.
+(:meth:`CheckpointStore.transaction`), so a handler's own writes to the same
+connection commit or vanish together with the follower's record.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pervasive.chain.records import Log
-from pervasive.store import open_database
+from pervasive.store import open_database, transaction
 
 __all__ = ["SCHEMA", "Checkpoint", "CheckpointStore"]
 
@@ -74,6 +76,20 @@ class CheckpointStore:
         self.name = name
 
     # -- transactions -----------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The write transaction a delivery, retraction or checkpoint advance runs in.
+
+        The handler's writes and the follower's record become durable together when
+        the block ends, and vanish together when it raises (cancellation included).
+
+        Example: ``with store.transaction() as db: await handler.deliver(log, db)``.
+        """
+        with transaction(self.db) as db:
+            yield db
+
+    # The three steps below are :meth:`transaction` taken apart, for the follower until
+    # it moves to ``with store.transaction():``; then they go.
     def begin(self) -> None:
         """Open the write transaction that a delivery or retraction runs in."""
         self.db.execute("BEGIN IMMEDIATE")

@@ -22,7 +22,7 @@ import sqlite3
 from pathlib import Path
 
 from pervasive.errors import InvalidInput
-from pervasive.store import open_database
+from pervasive.store import open_database, transaction
 
 __all__ = ["SequenceCounter"]
 
@@ -75,8 +75,7 @@ class SequenceCounter:
         return int(row[0]) if row else 0
 
     def _renew(self, sensor: str, current: int | None) -> int:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             row = self._db.execute(
                 "SELECT leased_until FROM leases WHERE sensor = ?", (sensor,)
             ).fetchone()
@@ -89,10 +88,6 @@ class SequenceCounter:
                 "ON CONFLICT(sensor) DO UPDATE SET leased_until = excluded.leased_until",
                 (sensor, limit),
             )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
         self._limit[sensor] = limit
         return start
 

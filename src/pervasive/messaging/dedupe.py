@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pervasive.errors import InvalidInput
-from pervasive.store import open_database
+from pervasive.store import open_database, transaction
 
 __all__ = ["Deduplicator"]
 
@@ -80,14 +80,8 @@ class Deduplicator:
         Example: ``with dedupe.apply_once("a", 7) as fresh: ...``.
         """
         self._check(sender, sequence)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            fresh = self.first_time(sender, sequence)
-            yield fresh
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with transaction(self._db):
+            yield self.first_time(sender, sequence)
 
     def seen(self, sender: str, sequence: int) -> bool:
         """True when the pair was recorded before (does not record it).

@@ -20,15 +20,14 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pervasive.errors import InternalError
-from pervasive.store import open_database
+from pervasive.store import open_database, transaction
 
 __all__ = ["Outbox", "OutboxEntry", "drain_outbox"]
 
@@ -95,7 +94,7 @@ class Outbox:
         now = time.time()
         rows = [(topic, bytes(payload)) for topic, payload in messages]
         entries: list[OutboxEntry] = []
-        with self._transaction():
+        with transaction(self._db):
             for topic, payload in rows:
                 cursor = self._db.execute(
                     "INSERT INTO outbox (topic, payload, qos, retain, accepted_at) "
@@ -139,18 +138,8 @@ class Outbox:
 
         Example: ``outbox.remove_many([1, 2, 3])``.
         """
-        with self._transaction():
+        with transaction(self._db):
             self._db.executemany("DELETE FROM outbox WHERE sequence = ?", [(s,) for s in sequences])
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def __len__(self) -> int:
         (count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()

@@ -21,6 +21,7 @@ from cryptography import x509
 
 from pervasive.errors import NotFound
 from pervasive.pki.records import CertificateKind, CertificateRecord, Revocation
+from pervasive.store import transaction
 
 __all__ = ["SCHEMA", "CertificateIndex"]
 
@@ -185,13 +186,8 @@ class CertificateIndex:
 
         Example: ``with index.transaction(): index.add(new); index.mark_revoked(...)``.
         """
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database."""

@@ -25,7 +25,7 @@ from typing import Any
 from pervasive.errors import ReplayedMessage, UserError
 from pervasive.shadow.core import OutboundMessage, ShadowRecord
 from pervasive.shadow.protocol import ShadowKey
-from pervasive.store import open_database
+from pervasive.store import attach, transaction
 
 __all__ = ["DuplicateShadowRequest", "ShadowStore", "StaleShadowWrite"]
 
@@ -70,10 +70,11 @@ class ShadowStore:
     remembered to recognise redeliveries.
     """
 
-    def __init__(self, connection: sqlite3.Connection, *, duplicate_window: float = 600.0) -> None:
-        self._db = connection
+    def __init__(
+        self, database: Path | str | sqlite3.Connection, *, duplicate_window: float = 600.0
+    ) -> None:
+        self._db = attach(database, SCHEMA)
         self._duplicate_window = duplicate_window
-        self._db.executescript(SCHEMA)
 
     @classmethod
     def open(cls, path: Path | str, *, duplicate_window: float = 600.0) -> ShadowStore:
@@ -81,7 +82,7 @@ class ShadowStore:
 
         Example: ``ShadowStore.open(settings.path("shadow.sqlite"))``.
         """
-        return cls(open_database(path), duplicate_window=duplicate_window)
+        return cls(path, duplicate_window=duplicate_window)
 
     def close(self) -> None:
         """Close the database connection.
@@ -142,8 +143,7 @@ class ShadowStore:
             separators=(",", ":"),
         )
         values = (record.version, int(record.exists), record.updated_at, document)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             if request_id is not None:
                 self._remember(key, request_id, record.updated_at)
             if previous is None:
@@ -173,10 +173,6 @@ class ShadowStore:
                 )
                 for message in messages
             ]
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return ids
 
     def _remember(self, key: ShadowKey, request_id: str, now: float) -> None:

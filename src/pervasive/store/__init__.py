@@ -4,6 +4,18 @@ One helper opens a database the way every subsystem needs it: WAL journal (reade
 never block the writer), ``synchronous=NORMAL`` (durable at checkpoints, safe
 against process crashes), foreign keys on, and a busy timeout so that two
 processes sharing a file wait instead of failing.
+
+Two more helpers keep the subsystems from writing the same boilerplate:
+
+- :func:`transaction` is the one way to write atomically: ``BEGIN IMMEDIATE`` (take
+  the write lock up front, so two writers queue on the busy timeout instead of
+  failing half-way), ``COMMIT`` when the block ends, ``ROLLBACK`` when it raises,
+  ``KeyboardInterrupt`` and task cancellation included. SQLite transactions do not
+  nest, so neither does :func:`transaction`: entering it on a connection that is
+  already in a transaction raises :class:`~pervasive.errors.InternalError`.
+- :func:`attach` lets a store either open its own file or share a caller's
+  connection (one node's journal, window store and nonces in one file), applying its
+  schema either way.
 """
 
 from __future__ import annotations
@@ -12,6 +24,8 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+
+from pervasive.errors import InternalError
 
 __all__ = ["attach", "open_database", "transaction"]
 
@@ -36,20 +50,46 @@ def open_database(path: Path | str, *, schema: str = "") -> sqlite3.Connection:
 
 
 def attach(database: Path | str | sqlite3.Connection, schema: str) -> sqlite3.Connection:
-    """``database`` with ``schema`` applied: opened if a path, shared if a connection."""
+    """``database`` with ``schema`` applied: opened if a path, shared if a connection.
+
+    A shared connection stays the caller's to close.
+
+    Example: ``self._db = attach(path_or_connection, SCHEMA)``.
+    """
     if isinstance(database, sqlite3.Connection):
-        database.executescript(schema)
+        if schema:
+            database.executescript(schema)
         return database
     return open_database(database, schema=schema)
 
 
 @contextlib.contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception.
+
+    Any exception means ``BaseException``: a ``KeyboardInterrupt`` or a cancelled task
+    leaves nothing half-written either. A ``COMMIT`` that fails (a deferred constraint,
+    a full disk) is rolled back too, so the connection is usable afterwards. The block
+    must not end the transaction itself (no ``COMMIT``/``ROLLBACK`` inside).
+
+    Example: ``with transaction(db): db.execute(...); db.execute(...)``.
+    """
+    _refuse_nesting(db)
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
+
+
+def _refuse_nesting(db: sqlite3.Connection) -> None:
+    # Without this check, BEGIN would fail with a bare OperationalError, and a block
+    # that caught it would write into (and be undone with) the caller's transaction.
+    if db.in_transaction:
+        raise InternalError(
+            "transaction() entered on a connection that is already in a transaction; "
+            "SQLite transactions do not nest: write inside the open transaction instead"
+        )

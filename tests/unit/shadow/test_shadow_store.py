@@ -9,6 +9,7 @@ import pytest
 from pervasive.shadow.core import OutboundMessage, ShadowCore, ShadowRecord
 from pervasive.shadow.protocol import Operation, ShadowKey
 from pervasive.shadow.store import ShadowStore, StaleShadowWrite
+from pervasive.store import open_database
 
 KEY = ShadowKey("lock-1", "door")
 
@@ -71,3 +72,13 @@ def test_outbox_holds_messages_until_marked_sent() -> None:
     assert [m for _, m in store.pending()] == messages
     store.mark_sent(ids[:1])
     assert [m for _, m in store.pending()] == messages[1:]
+
+
+def test_a_store_can_share_the_callers_database(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "service.sqlite")
+    store = ShadowStore(db)
+    record = updated(ShadowCore(), None, b'{"state":{"reported":{"a":1}}}')
+    store.commit(record, previous=None, messages=[OutboundMessage("t/accepted", b"ok")])
+    assert db.execute("SELECT COUNT(*) FROM shadow_outbox").fetchone() == (1,)
+    assert ShadowStore(db).load(KEY) == record  # a second view applies its schema harmlessly
+    db.close()

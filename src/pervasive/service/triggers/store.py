@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pervasive.service.triggers.conditions import Context, Observation
 from pervasive.service.triggers.engine import Step, TriggerState
-from pervasive.store import open_database
+from pervasive.store import open_database, transaction
 
 __all__ = ["Episode", "EpisodeStatus", "TriggerStore"]
 
@@ -143,8 +143,7 @@ class TriggerStore:
         Example: ``store.apply(engine.observe(obs), sensor=reading.sensor, sequence=q)``.
         """
         now = time.time()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             self._db.execute(
                 "INSERT INTO sequences (sensor, last_sequence) VALUES (?, ?) ON CONFLICT(sensor)"
                 " DO UPDATE SET last_sequence = max(last_sequence, excluded.last_sequence)",
@@ -172,10 +171,6 @@ class TriggerStore:
                         EpisodeStatus.PENDING.value, now,
                     ),
                 )  # fmt: skip
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def mark_done(self, key: bytes, transaction_hash: str | None) -> None:
         """The chain holds the payment of ``key`` (sent now, or found there)."""
