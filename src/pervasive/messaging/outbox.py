@@ -30,7 +30,7 @@ from pathlib import Path
 from pervasive.errors import InternalError
 from pervasive.store import open_database
 
-__all__ = ["Outbox", "OutboxEntry", "drain_outbox"]
+__all__ = ["SCHEMA", "Outbox", "OutboxEntry", "drain_outbox"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
