@@ -25,9 +25,10 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from pervasive.chain import Ledger, open_ledger
-from pervasive.config import Settings
+from pervasive.config import BackendName, Settings
 from pervasive.contracts import Contract, Registry
 from pervasive.crypto import PrivateKey, keccak256
 from pervasive.domain import FieldType, SensorField
@@ -94,7 +95,7 @@ async def run(backends: list[str]) -> dict[str, dict[str, int]]:
     by_backend: dict[str, dict[str, int]] = {}
     for backend in backends:
         home = Path(tempfile.mkdtemp(prefix="registry-gas-"))
-        settings = replace(Settings(home=home), backend=backend)  # type: ignore[arg-type]
+        settings = replace(Settings(home=home), backend=cast(BackendName, backend))
         ledger = await open_ledger(settings, persist=False)
         try:
             by_backend[backend] = await measure(ledger)
@@ -108,6 +109,9 @@ def main() -> int:
     parser.add_argument("--backends", default="embedded,anvil")
     args = parser.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in ("embedded", "anvil")]
+    if unknown or not backends:
+        parser.error(f"--backends takes embedded and/or anvil, not {', '.join(unknown)}")
     by_backend = asyncio.run(run(backends))
     operations = list(by_backend[backends[0]])
     RESULTS.parent.mkdir(exist_ok=True)
