@@ -2,4 +2,6 @@
 
 from pervasive.cli import main
 
+__all__: list[str] = []
+
 main()

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pervasive.errors import ConfigError
 
-__all__ = ["BackendName", "Settings", "load_settings"]
+__all__ = ["BACKENDS", "CONFIG_FILE", "ENV_PREFIX", "BackendName", "Settings", "load_settings"]
 
 BackendName = Literal["embedded", "anvil", "rpc"]
 BACKENDS: tuple[BackendName, ...] = ("embedded", "anvil", "rpc")

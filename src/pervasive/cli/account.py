@@ -15,7 +15,7 @@ from rich.table import Table
 from pervasive.cli.session import state_of
 from pervasive.errors import KeystoreError
 
-__all__ = ["app"]
+__all__ = ["Name", "app", "create", "import_key", "list_accounts"]
 
 app = typer.Typer(
     help="Manage the accounts (encrypted keys) in the keystore.", no_args_is_help=True

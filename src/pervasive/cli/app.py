@@ -31,7 +31,7 @@ from pervasive.cli import (
 from pervasive.cli.session import CliState
 from pervasive.errors import UserError
 
-__all__ = ["EXIT_INTERNAL", "EXIT_USER", "ReportingGroup", "app", "main"]
+__all__ = ["EXIT_INTERNAL", "EXIT_USER", "ISSUES", "ReportingGroup", "app", "main", "root"]
 
 EXIT_USER = 1
 EXIT_INTERNAL = 70

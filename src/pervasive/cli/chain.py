@@ -8,7 +8,7 @@ from rich.table import Table
 from pervasive.cli.session import run, session, state_of
 from pervasive.errors import ChainUnavailable
 
-__all__ = ["app"]
+__all__ = ["app", "info"]
 
 app = typer.Typer(help="Inspect the ledger the settings point to.", no_args_is_help=True)
 

@@ -19,7 +19,7 @@ from pervasive.cli.session import CliState, state_of
 if TYPE_CHECKING:
     from pervasive.storage import Cid, ContentStore
 
-__all__ = ["app"]
+__all__ = ["Address", "app", "get", "put", "verify"]
 
 app = typer.Typer(
     help=(

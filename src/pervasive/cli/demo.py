@@ -23,7 +23,16 @@ if TYPE_CHECKING:
     from pervasive.contracts import Registry
     from pervasive.crypto import PrivateKey
 
-__all__ = ["app"]
+__all__ = [
+    "NODES",
+    "SENSORS",
+    "USERS",
+    "DemoNode",
+    "DemoSensor",
+    "DemoUser",
+    "app",
+    "registry_demo",
+]
 
 app = typer.Typer(help="Demonstrations on the local chain.", no_args_is_help=True)
 

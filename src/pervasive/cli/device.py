@@ -24,7 +24,17 @@ if TYPE_CHECKING:
     from pervasive.devices import DeviceFolder, SensorSpec
     from pervasive.pki import CertificateAuthority
 
-__all__ = ["app"]
+__all__ = [
+    "Account",
+    "DevAccount",
+    "app",
+    "cert",
+    "list_devices",
+    "open_authority",
+    "register",
+    "revoke",
+    "simulate",
+]
 
 app = typer.Typer(
     help="Device identities (certificate + on-chain sensor keys) and the device simulator.",

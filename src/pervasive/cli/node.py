@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pervasive.offchain import FunctionRegistry
     from pervasive.offchain.node import NodeEvent
 
-__all__ = ["app"]
+__all__ = ["DEFAULT_FUNCTIONS", "app", "load_functions", "run_node"]
 
 app = typer.Typer(help="DIVERSITY intermediate nodes (paper 002).", no_args_is_help=True)
 

@@ -14,7 +14,28 @@ import typer
 from pervasive.cli import render
 from pervasive.cli.session import CliState, run, session, state_of
 
-__all__ = ["app"]
+__all__ = [
+    "Account",
+    "DevAccount",
+    "Limit",
+    "Offset",
+    "add_node",
+    "add_sensor",
+    "add_user",
+    "app",
+    "deactivate_node",
+    "deactivate_sensor",
+    "deactivate_user",
+    "list_nodes",
+    "list_sensors",
+    "list_users",
+    "nodes",
+    "sensors",
+    "show_node",
+    "show_sensor",
+    "show_user",
+    "users",
+]
 
 app = typer.Typer(
     help="Register and inspect users, sensors and intermediate nodes (paper 002's mainContract).",

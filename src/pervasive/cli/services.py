@@ -23,6 +23,16 @@ from pervasive.errors import ConfigError
 if TYPE_CHECKING:
     from pervasive.pki import CertificateAuthority
 
+__all__ = [
+    "admitted_file",
+    "await_admission",
+    "broker_app",
+    "get_shadow",
+    "run_broker",
+    "run_shadow",
+    "shadow_app",
+]
+
 _WATCH_SECONDS = 0.25
 """How often ``broker run`` looks for certificates issued or revoked elsewhere."""
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the chain stack loads in about two seconds: only when a com
     from pervasive.chain import Keystore, Ledger, Signer
     from pervasive.contracts import DeploymentBook, Registry
 
-__all__ = ["CliState", "Session", "run", "session", "state_of"]
+__all__ = ["CliState", "Session", "run", "run_until_stopped", "session", "state_of"]
 
 T = TypeVar("T")
 

@@ -24,7 +24,15 @@ from typing import Any
 
 from pervasive.errors import InternalError, NotFound
 
-__all__ = ["EVM_VERSION", "Artifact", "compile_contract", "compile_source", "contract_source"]
+__all__ = [
+    "EVM_VERSION",
+    "Artifact",
+    "compile_contract",
+    "compile_source",
+    "contract_source",
+    "source_hash",
+    "vyper_version",
+]
 
 EVM_VERSION = "cancun"
 """The hard fork the contracts target; the embedded and anvil backends run cancun."""

@@ -28,7 +28,7 @@ from pervasive.chain import ContractCall, Ledger, Log, Receipt, Signer
 from pervasive.crypto import abi_encode, checksum_address, keccak256
 from pervasive.errors import InternalError, InvalidInput
 
-__all__ = ["Contract", "DecodedEvent", "EventSpec", "Function"]
+__all__ = ["Contract", "DecodedEvent", "EventSpec", "Function", "canonical_type", "decode_values"]
 
 
 def canonical_type(param: Mapping[str, Any]) -> str:

@@ -27,7 +27,7 @@ from pervasive.crypto import abi_encode, keccak256
 from pervasive.errors import ChainUnavailable, InternalError, InvalidInput
 from pervasive.store import open_database
 
-__all__ = ["Deployment", "DeploymentBook", "deploy", "ensure_deployed"]
+__all__ = ["Deployment", "DeploymentBook", "code_hash_at", "deploy", "ensure_deployed"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (

@@ -28,6 +28,7 @@ from pervasive.messaging.topics import device_topic, parse_device_topic
 from pervasive.sensing import SensorDeclaration
 
 __all__ = [
+    "SENSOR_LEVEL",
     "ActuatorHandler",
     "ActuatorSpec",
     "SensorSpec",

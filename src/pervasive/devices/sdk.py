@@ -47,7 +47,7 @@ from pervasive.shadow.document import JsonObject
 
 __all__ = ["Device"]
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 
 def _in_declared_order(
@@ -291,7 +291,7 @@ class Device:
         for key, value in delta.items():
             actuator = self._actuators.get(key)
             if actuator is None:
-                logger.info("%s: no actuator for desired key %r", self.device_id, key)
+                _log.info("%s: no actuator for desired key %r", self.device_id, key)
                 continue
             result = await actuator.handler(value)
             self.actuations += 1

@@ -24,7 +24,7 @@ from pathlib import Path
 from pervasive.errors import InvalidInput
 from pervasive.store import open_database, transaction
 
-__all__ = ["SequenceCounter"]
+__all__ = ["SCHEMA", "SequenceCounter"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (

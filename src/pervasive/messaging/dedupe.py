@@ -28,7 +28,7 @@ from pathlib import Path
 from pervasive.errors import InvalidInput
 from pervasive.store import open_database, transaction
 
-__all__ = ["Deduplicator"]
+__all__ = ["SCHEMA", "Deduplicator"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS received (

@@ -78,7 +78,7 @@ class _AccessState:
         return identity
 
 
-class CertificateAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
+class _CertificateAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
     """amqtt auth plugin: the client certificate's CN is the identity."""
 
     @dataclass
@@ -107,7 +107,7 @@ class CertificateAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
         return True
 
 
-class AccessPolicyPlugin(BaseTopicPlugin):  # type: ignore[misc]
+class _AccessPolicyPlugin(BaseTopicPlugin):  # type: ignore[misc]
     """amqtt topic plugin: the access policy of :mod:`pervasive.messaging.access`."""
 
     @dataclass
@@ -254,8 +254,8 @@ class EmbeddedBroker:
                 }
             },
             "plugins": {
-                f"{__name__}.CertificateAuthPlugin": {"state": state},
-                f"{__name__}.AccessPolicyPlugin": {"state": state},
+                f"{__name__}._CertificateAuthPlugin": {"state": state},
+                f"{__name__}._AccessPolicyPlugin": {"state": state},
             },
         }
         broker = _PlatformBroker(config, self.credentials)

@@ -42,7 +42,7 @@ from pervasive.messaging.access import render_mosquitto_acl
 from pervasive.messaging.errors import BrokerUnavailable
 from pervasive.messaging.tls import BrokerCredentials
 
-__all__ = ["MosquittoBroker", "find_mosquitto", "free_port"]
+__all__ = ["MAX_INFLIGHT", "MosquittoBroker", "find_mosquitto", "free_port"]
 
 _INSTALL_HINT = "install it with `apt-get install -y mosquitto mosquitto-clients`"
 _START_TIMEOUT = 10.0

@@ -29,7 +29,7 @@ from pathlib import Path
 from pervasive.errors import InternalError
 from pervasive.store import open_database, transaction
 
-__all__ = ["Outbox", "OutboxEntry", "drain_outbox"]
+__all__ = ["SCHEMA", "Outbox", "OutboxEntry", "drain_outbox"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

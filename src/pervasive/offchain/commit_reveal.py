@@ -49,7 +49,7 @@ from pervasive.offchain.signed import (
 from pervasive.offchain.window import WindowArray
 from pervasive.offchain.window_data import pack_window
 
-__all__ = ["CommitReveal"]
+__all__ = ["CommitReveal", "Compact"]
 
 Compact = tuple[Update | None, Mapping[str, Signature]]
 """The fast protocol's ``P_{t-1}`` and the leader's signature, riding on a bundle."""

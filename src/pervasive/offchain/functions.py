@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # a device declaring a sensor needs no content store
     from pervasive.storage import Cid, ContentStore
 
 __all__ = [
+    "Computation",
     "FunctionMismatch",
     "FunctionRegistry",
     "OffchainFunction",

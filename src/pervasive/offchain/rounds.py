@@ -21,7 +21,7 @@ from pervasive.offchain.outcomes import Agreed
 from pervasive.offchain.signed import SignedProof, SignedReveal
 from pervasive.offchain.window import WindowArray
 
-__all__ = ["MessageStats", "Phase", "Round", "RoundMessenger"]
+__all__ = ["MessageStats", "Outgoing", "Phase", "Round", "RoundMessenger"]
 
 
 class Phase(enum.Enum):

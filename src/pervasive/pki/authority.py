@@ -59,7 +59,13 @@ from pervasive.pki.records import (
 from pervasive.pki.verification import verify_certificate
 from pervasive.store import open_database
 
-__all__ = ["CertificateAuthority"]
+__all__ = [
+    "BROKER_HOSTS",
+    "CA_VALIDITY",
+    "CRL_VALIDITY",
+    "DEFAULT_VALIDITY",
+    "CertificateAuthority",
+]
 
 DEFAULT_VALIDITY = timedelta(days=365)
 CA_VALIDITY = timedelta(days=3650)

@@ -2,3 +2,5 @@
 
 See README.md in this folder. Sub-packages: ``triggers`` (context triggers).
 """
+
+__all__: list[str] = []

@@ -37,7 +37,7 @@ from pervasive.shadow.protocol import ShadowKey, encode
 
 __all__ = ["DeltaHandler", "DeltaTracker", "ShadowClient"]
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 DeltaHandler = Callable[[JsonObject], Awaitable[JsonObject | None]]
 """Receives the new part of the delta; returns the state to report (``None``: the delta)."""
@@ -167,7 +167,7 @@ class ShadowClient:
         try:
             body = json.loads(message.payload)
         except ValueError:
-            logger.warning("ignored a malformed message on %s", message.topic)
+            _log.warning("ignored a malformed message on %s", message.topic)
             return
         if not isinstance(body, dict):
             return
@@ -191,7 +191,7 @@ class ShadowClient:
         elif suffix.endswith("/rejected") and not (
             suffix == "get/rejected" and body.get("code") == 404
         ):
-            logger.warning("shadow %s rejected a request: %s", self.key.prefix, body.get("message"))
+            _log.warning("shadow %s rejected a request: %s", self.key.prefix, body.get("message"))
             self.errors.append(body)
 
     async def _deliver(self, connection: MqttConnection, version: int, delta: JsonObject) -> None:

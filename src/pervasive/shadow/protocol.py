@@ -38,6 +38,7 @@ __all__ = [
     "ShadowKey",
     "UpdateRequest",
     "encode",
+    "error_body",
     "parse_client_token",
     "parse_request_topic",
     "parse_update",
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[a-zA-Z0-9:_-]+")
-SECTIONS = ("desired", "reported")
+_SECTIONS = ("desired", "reported")
 
 
 class Operation(StrEnum):
@@ -82,27 +83,27 @@ class ShadowError:
     message: str
 
 
-INVALID_JSON = ShadowError(400, "Invalid JSON")
-MISSING_STATE = ShadowError(400, "Missing required node: state")
-STATE_NOT_OBJECT = ShadowError(400, "State node must be an object")
-DESIRED_NOT_OBJECT = ShadowError(400, "Desired node must be an object")
-REPORTED_NOT_OBJECT = ShadowError(400, "Reported node must be an object")
-INVALID_VERSION = ShadowError(400, "Invalid version")
-INVALID_CLIENT_TOKEN = ShadowError(400, "Invalid clientToken")
-INVALID_STATE_NODE = ShadowError(400, "State contains an invalid node")
+_INVALID_JSON = ShadowError(400, "Invalid JSON")
+_MISSING_STATE = ShadowError(400, "Missing required node: state")
+_STATE_NOT_OBJECT = ShadowError(400, "State node must be an object")
+_DESIRED_NOT_OBJECT = ShadowError(400, "Desired node must be an object")
+_REPORTED_NOT_OBJECT = ShadowError(400, "Reported node must be an object")
+_INVALID_VERSION = ShadowError(400, "Invalid version")
+_INVALID_CLIENT_TOKEN = ShadowError(400, "Invalid clientToken")
+_INVALID_STATE_NODE = ShadowError(400, "State contains an invalid node")
 UNAUTHORIZED = ShadowError(401, "Unauthorized")
 FORBIDDEN = ShadowError(403, "Forbidden")
 THING_NOT_FOUND = ShadowError(404, "Thing not found")
 VERSION_CONFLICT = ShadowError(409, "Version conflict")
 PAYLOAD_TOO_LARGE = ShadowError(413, "The payload exceeds the maximum size allowed")
-UNSUPPORTED_ENCODING = ShadowError(
+_UNSUPPORTED_ENCODING = ShadowError(
     415, "Unsupported documented encoding; supported encoding is UTF-8"
 )
 TOO_MANY_REQUESTS = ShadowError(429, "Too many requests")
 INTERNAL_FAILURE = ShadowError(500, "Internal service failure")
 
 
-def too_deep(limit: int) -> ShadowError:
+def _too_deep(limit: int) -> ShadowError:
     """400: a section nests deeper than ``limit`` levels."""
     return ShadowError(400, f"JSON contains too many levels of nesting; maximum is {limit}")
 
@@ -179,13 +180,13 @@ def _decode(payload: bytes, limits: ShadowLimits) -> Any:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        raise _Failure(UNSUPPORTED_ENCODING) from None
+        raise _Failure(_UNSUPPORTED_ENCODING) from None
     try:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
-        raise _Failure(too_deep(limits.max_depth)) from None
+        raise _Failure(_too_deep(limits.max_depth)) from None
     except ValueError:
-        raise _Failure(INVALID_JSON) from None
+        raise _Failure(_INVALID_JSON) from None
 
 
 class _Failure(InvalidInput):
@@ -201,7 +202,7 @@ def _client_token(body: dict[str, Any], limits: ShadowLimits) -> str | None:
     if token is None and "clientToken" not in body:
         return None
     if not isinstance(token, str) or len(token.encode()) > limits.max_client_token_bytes:
-        raise _Failure(INVALID_CLIENT_TOKEN)
+        raise _Failure(_INVALID_CLIENT_TOKEN)
     return token
 
 
@@ -217,24 +218,24 @@ def parse_update(payload: bytes, limits: ShadowLimits | None = None) -> UpdateRe
             raise _Failure(PAYLOAD_TOO_LARGE)
         body = _decode(payload, limits)
         if not isinstance(body, dict):
-            raise _Failure(INVALID_JSON)
+            raise _Failure(_INVALID_JSON)
         token = _client_token(body, limits)
         version = body.get("version")
         if "version" in body and (
             not isinstance(version, int) or isinstance(version, bool) or version < 0
         ):
-            raise _Failure(INVALID_VERSION)
+            raise _Failure(_INVALID_VERSION)
         if "state" not in body:
-            raise _Failure(MISSING_STATE)
+            raise _Failure(_MISSING_STATE)
         state = body["state"]
         if not isinstance(state, dict):
-            raise _Failure(STATE_NOT_OBJECT)
-        if any(name not in SECTIONS for name in state):
-            raise _Failure(INVALID_STATE_NODE)
+            raise _Failure(_STATE_NOT_OBJECT)
+        if any(name not in _SECTIONS for name in state):
+            raise _Failure(_INVALID_STATE_NODE)
         sections: dict[str, JsonObject | None] = {}
         for name, not_object in (
-            ("desired", DESIRED_NOT_OBJECT),
-            ("reported", REPORTED_NOT_OBJECT),
+            ("desired", _DESIRED_NOT_OBJECT),
+            ("reported", _REPORTED_NOT_OBJECT),
         ):
             if name not in state:
                 continue
@@ -242,9 +243,9 @@ def parse_update(payload: bytes, limits: ShadowLimits | None = None) -> UpdateRe
             if section is not None and not isinstance(section, dict):
                 raise _Failure(not_object)
             if nesting_depth(section) > limits.max_depth:
-                raise _Failure(too_deep(limits.max_depth))
+                raise _Failure(_too_deep(limits.max_depth))
             if contains_null_in_array(section):
-                raise _Failure(INVALID_JSON)
+                raise _Failure(_INVALID_JSON)
             sections[name] = section
         return UpdateRequest(sections=sections, client_token=token, version=version)
     except _Failure as failure:
@@ -265,8 +266,8 @@ def parse_client_token(payload: bytes, limits: ShadowLimits | None = None) -> st
         body = _decode(payload, limits)
         return _client_token(body, limits) if isinstance(body, dict) else None
     except _Failure as failure:
-        if failure.error is INVALID_CLIENT_TOKEN:
-            return Rejected(INVALID_CLIENT_TOKEN)
+        if failure.error is _INVALID_CLIENT_TOKEN:
+            return Rejected(_INVALID_CLIENT_TOKEN)
         return None
 
 

@@ -40,7 +40,7 @@ from pervasive.shadow.store import DuplicateShadowRequest, ShadowStore, StaleSha
 
 __all__ = ["REQUEST_FILTERS", "ShadowService"]
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 REQUEST_FILTERS: tuple[str, ...] = tuple(
     f"$aws/things/+/shadow/{middle}{operation.value}"
@@ -110,7 +110,7 @@ class ShadowService:
         route = parse_request_topic(message.topic, self.core.limits)
         if route is None:
             self.ignored += 1
-            logger.debug("ignored message on %s: not a shadow request topic", message.topic)
+            _log.debug("ignored message on %s: not a shadow request topic", message.topic)
             return
         key, operation = route
         now = self._clock()
@@ -128,10 +128,10 @@ class ShadowService:
             outcome, outbox_ids = self._decide(key, operation, message.payload, now)
         except DuplicateShadowRequest:
             self.duplicates += 1
-            logger.info("dropped a redelivered update of %s", key.prefix)
+            _log.info("dropped a redelivered update of %s", key.prefix)
             return
         except Exception:
-            logger.exception("shadow request on %s failed inside the service", message.topic)
+            _log.exception("shadow request on %s failed inside the service", message.topic)
             outcome = self.core.reject(
                 key,
                 operation,
@@ -162,10 +162,10 @@ class ShadowService:
                     request_id=request_id,
                 )
             except StaleShadowWrite:
-                logger.info("shadow %s changed under us; retrying", key.prefix)
+                _log.info("shadow %s changed under us; retrying", key.prefix)
                 continue
             return outcome, ids
-        logger.warning(
+        _log.warning(
             "shadow %s: gave up after %d conflicting writes", key.prefix, self._max_attempts
         )
         return self.core.reject(key, operation, INTERNAL_FAILURE, now=now), []
@@ -177,7 +177,7 @@ class ShadowService:
             self.accepted[operation] += 1
         else:
             self.rejections[outcome.error.code] += 1
-            logger.debug("%s %s rejected: %s", key.prefix, operation.value, outcome.error.code)
+            _log.debug("%s %s rejected: %s", key.prefix, operation.value, outcome.error.code)
         await self._publish(outcome.messages)
         self._store.mark_sent(outbox_ids)
 

@@ -27,7 +27,7 @@ from pervasive.shadow.core import OutboundMessage, ShadowRecord
 from pervasive.shadow.protocol import ShadowKey
 from pervasive.store import attach, transaction
 
-__all__ = ["DuplicateShadowRequest", "ShadowStore", "StaleShadowWrite"]
+__all__ = ["SCHEMA", "DuplicateShadowRequest", "ShadowStore", "StaleShadowWrite"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shadow (

@@ -32,7 +32,16 @@ from pervasive.crypto import keccak256
 from pervasive.errors import InvalidInput, NotFound
 from pervasive.storage.errors import ContentCorrupted
 
-__all__ = ["CODEC", "HASH", "Cid", "ContentStore", "cid_for_digest", "cid_of", "wrap_digest"]
+__all__ = [
+    "CODEC",
+    "DIGEST_SIZE",
+    "HASH",
+    "Cid",
+    "ContentStore",
+    "cid_for_digest",
+    "cid_of",
+    "wrap_digest",
+]
 
 CODEC = "raw"
 """Multicodec of the content (0x55): the bytes as they are, no IPLD structure."""

@@ -1,4 +1,4 @@
-"""EIP-712 against all go-ethereum typed-data vectors (../shared/vectors, vendored in tests/)."""
+"""EIP-712 against all go-ethereum typed-data vectors (vendored in tests/vectors/eip712)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,7 @@ from pervasive.crypto import (
 )
 from pervasive.errors import InvalidInput
 
-_NAME = Path("eip712") / "go-ethereum-typed-data.json"
-_SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / _NAME
-_VENDORED = Path(__file__).resolve().parents[2] / "vectors" / _NAME
-VECTORS = _SHARED if _SHARED.is_file() else _VENDORED
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "eip712" / "go-ethereum-typed-data.json"
 
 
 def _load() -> list[dict[str, Any]]:

@@ -448,7 +448,7 @@ def update(
     @param t The window index.
     @param result f(w[t]), non-empty.
     @param window_hash H(w[t]).
-    @param proofs_hash keccak256 of the proofs of computation P_t (see docs).
+    @param proofs_hash keccak256(c_1 || ... || c_n), the agreed commitments in node order (binds P_t).
     @param signatures Each node's signature of the Update struct (dataHash = 0), in node order.
     """
     assert QOS != QOS_ONCHAIN_PROOF, "this agreement keeps window data on-chain: use update_with_data"
@@ -491,8 +491,8 @@ def update_with_data(
     @param t The window index.
     @param result f(w[t]), non-empty.
     @param window_hash H(w[t]).
-    @param proofs_hash keccak256 of the proofs of computation P_t.
-    @param data The packed window data (pervasive.contracts.agreement.WindowData).
+    @param proofs_hash keccak256(c_1 || ... || c_n), the agreed commitments in node order (binds P_t).
+    @param data The packed window data (pervasive.offchain.window_data.WindowData).
     @param signatures Each node's signature of the Update struct, in node order.
     """
     assert QOS == QOS_ONCHAIN_PROOF, "this agreement keeps no window data on-chain: use update"

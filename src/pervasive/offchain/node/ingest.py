@@ -28,7 +28,7 @@ from pervasive.offchain.window import WindowArray, WindowBuilder
 from pervasive.sensing.sequence import GapEvent, SequenceTracker
 from pervasive.sensing.verifier import SensorVerifier, VerifiedSensorMessage
 
-__all__ = ["IngestResult", "SensorPipeline"]
+__all__ = ["REJECTION_REASONS", "IngestResult", "SensorPipeline"]
 
 REJECTION_REASONS = ("schema", "signature", "replay", "malformed")
 

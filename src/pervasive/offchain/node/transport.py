@@ -46,7 +46,7 @@ SENSOR_SUFFIX = "diversity"
 """The device-topic suffix on which a sensor publishes its signed messages."""
 NODES_PREFIX = "pervasive/nodes"
 """Topics between intermediate nodes (the ``svc:node`` role may read and write them)."""
-ALL_SENSORS = f"{DEVICE_PREFIX}/+/{SENSOR_SUFFIX}"
+_ALL_SENSORS = f"{DEVICE_PREFIX}/+/{SENSOR_SUFFIX}"
 
 
 class Inbound(enum.Enum):
@@ -100,7 +100,7 @@ class NodeTopics:
     def __init__(self, agreement: str, node: str, *, sensor_ids: Sequence[str] = ()) -> None:
         self.inbox = node_inbox_topic(agreement, node)
         self.window_requests = window_request_topic(agreement, node)
-        self.sensor_filters = tuple(sensor_topic(s) for s in sensor_ids) or (ALL_SENSORS,)
+        self.sensor_filters = tuple(sensor_topic(s) for s in sensor_ids) or (_ALL_SENSORS,)
         for topic_filter in self.sensor_filters:
             validate_topic_filter(topic_filter)
 

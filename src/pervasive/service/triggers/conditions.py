@@ -26,7 +26,7 @@ from typing import Protocol
 
 from pervasive.errors import InvalidInput
 
-__all__ = ["CoLocated", "Condition", "Context", "Observation"]
+__all__ = ["CoLocated", "Condition", "Context", "Observation", "Scalar"]
 
 Scalar = str | int | bool
 

@@ -50,7 +50,7 @@ from pervasive.service.triggers.store import TriggerStore
 
 __all__ = ["ContextSource", "TriggerService"]
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class TriggerService:
         try:
             firings = self.accept(message.topic, message.payload)
         except (InvalidInput, ReplayedMessage) as exc:
-            logger.info("rejected a reading on %s: %s", message.topic, exc)
+            _log.info("rejected a reading on %s: %s", message.topic, exc)
             return
         if firings:
             await self.execute_pending()
@@ -195,12 +195,12 @@ class TriggerService:
                         self.store.mark_done(episode.key, exc.tx_hash)
                         done += 1
                         continue
-                    logger.warning(
+                    _log.warning(
                         "%s episode %d reverted: %s", episode.trigger, episode.episode, exc
                     )
                     self.store.mark_failed_attempt(episode.key, str(exc))
                 except (ChainUnavailable, TransactionTimeout) as exc:
-                    logger.warning(
+                    _log.warning(
                         "%s episode %d not sent: %s", episode.trigger, episode.episode, exc
                     )
                     self.store.mark_failed_attempt(episode.key, str(exc))

@@ -27,7 +27,7 @@ from pervasive.service.triggers.conditions import Context, Observation
 from pervasive.service.triggers.engine import Step, TriggerState
 from pervasive.store import open_database, transaction
 
-__all__ = ["Episode", "EpisodeStatus", "TriggerStore"]
+__all__ = ["SCHEMA", "Episode", "EpisodeStatus", "TriggerStore"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sequences (
