@@ -9,7 +9,8 @@ a typing device rather than something a caller uses) are not part of the surface
 - A module's ``__all__`` lists exactly its public names: a new public function either goes
   into ``__all__`` (a decision someone sees in review) or is named ``_private``.
 - A package's ``__init__`` may also re-export names from its submodules: its ``__all__``
-  holds every name it defines and every ``pervasive`` name it imports, and nothing else.
+  holds every name it defines and every name it imports from its own submodules, and
+  nothing else.
 - ``__all__`` has no duplicates, and each of its names resolves.
 
 Example of a failure: adding ``def helper()`` to ``pervasive/shadow/core.py`` without
@@ -118,12 +119,17 @@ def _public(names: set[str]) -> set[str]:
 
 
 def _reexported(tree: ast.Module, module: types.ModuleType) -> set[str]:
-    """Public names a package's ``__init__`` imports from ``pervasive`` (not submodules)."""
+    """Public names a package's ``__init__`` imports from its own submodules (not modules).
+
+    A name imported from elsewhere (``from pervasive.errors import InternalError`` in a
+    package that only uses it) is a dependency, not a re-export.
+    """
+    own = module.__name__ + "."
     names: set[str] = set()
     for node in tree.body:
         if not isinstance(node, ast.ImportFrom):
             continue
-        if node.level == 0 and not (node.module or "").startswith("pervasive"):
+        if node.level == 0 and not (node.module or "").startswith(own):
             continue
         for alias in node.names:
             bound = alias.asname or alias.name
