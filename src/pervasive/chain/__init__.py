@@ -8,6 +8,7 @@ from pervasive.chain.anvil import AnvilNode, find_anvil
 from pervasive.chain.backends import anvil_dev_keys, open_ledger
 from pervasive.chain.checkpoints import Checkpoint
 from pervasive.chain.follower import EventFollower, FollowerError, LogHandler
+from pervasive.chain.hardfork import HARDFORK
 from pervasive.chain.ledger import Ledger
 from pervasive.chain.records import Log, Receipt
 from pervasive.chain.reverts import decode_revert
@@ -15,6 +16,7 @@ from pervasive.chain.rpc import BlockRef, LedgerOptions, RpcClient, TransactionR
 from pervasive.chain.transactions import ContractCall, PendingTransaction, TransactionManager
 
 __all__ = [
+    "HARDFORK",
     "AnvilNode",
     "BlockRef",
     "Checkpoint",

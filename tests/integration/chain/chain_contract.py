@@ -10,7 +10,7 @@ from eth_utils.crypto import keccak
 from vyper.compiler import compile_code
 from vyper.compiler.settings import Settings as VyperSettings
 
-from pervasive.chain import ContractCall, Log, RpcClient, TransactionManager
+from pervasive.chain import HARDFORK, ContractCall, Log, RpcClient, TransactionManager
 
 COUNTER_SOURCE = """
 # pragma version ~=0.4.3
@@ -35,7 +35,7 @@ BUMPED = keccak(text="Bumped(address,uint256,uint256)")
 
 @functools.cache
 def counter_bytecode() -> bytes:
-    settings = VyperSettings(evm_version="cancun")
+    settings = VyperSettings(evm_version=HARDFORK)
     out = compile_code(COUNTER_SOURCE, output_formats=["bytecode"], settings=settings)
     return bytes.fromhex(out["bytecode"].removeprefix("0x"))
 
