@@ -40,6 +40,7 @@ __all__ = ["BlockRef", "LedgerOptions", "RpcClient", "TransactionRefused"]
 
 _RECEIPT_BATCH = 500
 _NUDGE_AFTER = 1.0  # seconds without a receipt before checking anvil's pool
+_HALTED = "EVM error"
 
 
 class TransactionRefused(UserError):
@@ -139,7 +140,8 @@ class RpcClient:
     ) -> bytes:
         """``eth_call``: run ``data`` against ``to`` without a transaction.
 
-        Raises :class:`TransactionReverted` with the decoded reason when the call reverts.
+        Raises :class:`TransactionReverted` with the decoded reason when the call reverts,
+        and with the node's words when the EVM halts (a failing precompile, out of gas).
         """
         tx: dict[str, Any] = {"to": to, "data": data}
         if sender:
@@ -148,6 +150,14 @@ class RpcClient:
             result = await self._guard(self.w3.eth.call(tx, block))  # type: ignore[arg-type]
         except ContractLogicError as exc:
             raise TransactionReverted(_reason(exc)) from exc
+        except Web3RPCError as exc:
+            # anvil reports an exceptional halt as a JSON-RPC error "EVM error <halt>"
+            # (code -32603) where the embedded chain answers as for a revert; the
+            # caller's outcome is the same: the call failed in the EVM
+            message = _rpc_message(exc)
+            if message.startswith(_HALTED):
+                raise TransactionReverted(message) from exc
+            raise
         return bytes(result)
 
     async def estimate_gas(self, sender: str, to: str | None, data: bytes, value: int = 0) -> int:
