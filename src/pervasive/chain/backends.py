@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from eth.exceptions import VMError
 from eth_abi.abi import encode
 from eth_account import Account
 from eth_tester.exceptions import TransactionFailed, ValidationError
@@ -68,6 +69,11 @@ class _EmbeddedProvider(AsyncEthereumTesterProvider):
                 data = _ERROR_SELECTOR + encode(["string"], [reason]) if reason else b""
             message = f"execution reverted: {reason}".rstrip(": ")
             error = {"code": 3, "message": message, "data": "0x" + data.hex()}
+            return {"jsonrpc": "2.0", "id": 0, "error": error}
+        except VMError as halted:
+            # eth_estimateGas lets py-evm's halt (a failing precompile, out of gas)
+            # through where eth_call wraps it; answer as anvil does for a halt
+            error = {"code": -32603, "message": f"EVM error {halted}"}
             return {"jsonrpc": "2.0", "id": 0, "error": error}
         except (ValidationError, EVMValidationError) as invalid:
             # a node refuses such a transaction (nonce, funds, gas) with code -32000

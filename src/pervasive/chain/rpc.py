@@ -40,7 +40,6 @@ __all__ = ["BlockRef", "LedgerOptions", "RpcClient", "TransactionRefused"]
 
 _RECEIPT_BATCH = 500
 _NUDGE_AFTER = 1.0  # seconds without a receipt before checking anvil's pool
-_HALTED = "EVM error"
 
 
 class TransactionRefused(UserError):
@@ -151,11 +150,8 @@ class RpcClient:
         except ContractLogicError as exc:
             raise TransactionReverted(_reason(exc)) from exc
         except Web3RPCError as exc:
-            # anvil reports an exceptional halt as a JSON-RPC error "EVM error <halt>"
-            # (code -32603) where the embedded chain answers as for a revert; the
-            # caller's outcome is the same: the call failed in the EVM
             message = _rpc_message(exc)
-            if message.startswith(_HALTED):
+            if _halted(message):
                 raise TransactionReverted(message) from exc
             raise
         return bytes(result)
@@ -163,8 +159,9 @@ class RpcClient:
     async def estimate_gas(self, sender: str, to: str | None, data: bytes, value: int = 0) -> int:
         """Gas the transaction needs, before the margin.
 
-        A revert raises :class:`TransactionReverted` with its reason; any other refusal
-        (e.g. insufficient funds for ``value``) raises :class:`TransactionRefused`.
+        A revert or an EVM halt raises :class:`TransactionReverted` with its reason; any
+        other refusal (e.g. insufficient funds for ``value``) raises
+        :class:`TransactionRefused`.
         """
         wire: dict[str, Any] = {"from": sender, "data": "0x" + data.hex(), "value": hex(value)}
         if to:
@@ -181,7 +178,10 @@ class RpcClient:
         except ContractLogicError as exc:
             raise TransactionReverted(_reason(exc)) from exc
         except Web3RPCError as exc:
-            raise TransactionRefused(_rpc_message(exc)) from exc
+            message = _rpc_message(exc)
+            if _halted(message):
+                raise TransactionReverted(message) from exc
+            raise TransactionRefused(message) from exc
 
     async def fees(self, *, total_gas: int = 0) -> tuple[int, int]:
         """``(max_priority_fee_per_gas, max_fee_per_gas)`` for a transaction sent now.
@@ -432,6 +432,16 @@ class RpcClient:
                 f"cannot reach the {self.kind} node at {self.url or 'in-process EVM'}: "
                 f"{exc or type(exc).__name__}. Is it running? Check --backend and --rpc-url."
             ) from exc
+
+
+def _halted(message: str) -> bool:
+    """Whether a node's error says the EVM halted (a failing precompile, out of gas...).
+
+    anvil reports an exceptional halt as JSON-RPC error -32603 "EVM error <halt>" where
+    the embedded chain answers as for a revert; for the caller both mean the same: the
+    call failed in the EVM, so both raise :class:`TransactionReverted`.
+    """
+    return message.startswith("EVM error")
 
 
 def _rpc_message(exc: Exception) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from eth_utils.address import to_checksum_address
 
-from pervasive.chain import HARDFORK, Ledger
+from pervasive.chain import HARDFORK, ContractCall, Ledger
 from pervasive.chain.hardfork import BLS12_381_PRECOMPILES
 from pervasive.contracts.compiler import EVM_VERSION
 from pervasive.errors import TransactionReverted
@@ -133,3 +133,19 @@ async def test_every_vector_on_anvil(ledger: Ledger, file: str) -> None:
 async def test_a_sample_on_the_embedded_chain(ledger: Ledger, file: str) -> None:
     (vector,) = [v for v in _vectors(file) if v["Name"] == EMBEDDED_SAMPLE[file]]
     assert await _outcome(ledger, file, vector) is None
+
+
+async def test_a_failing_precompile_is_a_revert_for_every_entry_point(ledger: Ledger) -> None:
+    # anvil answers a halted call with JSON-RPC error "EVM error PrecompileError",
+    # py-evm with its own exception: both must reach the caller as TransactionReverted
+    file = "fail-add_G1_bls.json"
+    (vector,) = [v for v in _vectors(file) if v["Name"] == "bls_g1add_point_not_on_curve"]
+    data, to = bytes.fromhex(vector["Input"]), _address(file)
+    manager = ledger.transactor(ledger.dev_signer(0))
+    with pytest.raises(TransactionReverted):
+        await ledger.call(to, data)
+    with pytest.raises(TransactionReverted):
+        await ledger.estimate_gas(manager.signer.address, to, data)
+    with pytest.raises(TransactionReverted) as mined:
+        await manager.transact(ContractCall(to=to, data=data, gas=100_000))
+    assert mined.value.tx_hash is not None
