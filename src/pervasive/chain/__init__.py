@@ -1,4 +1,4 @@
-"""The ledger layer: backends, accounts, transactions, event following.
+"""The ledger layer: backends, JSON-RPC client, accounts, transactions, event following.
 
 Knows nothing of IoT. See README.md in this folder for the control flow.
 """
@@ -8,12 +8,15 @@ from pervasive.chain.anvil import AnvilNode, find_anvil
 from pervasive.chain.backends import anvil_dev_keys, open_ledger
 from pervasive.chain.checkpoints import Checkpoint
 from pervasive.chain.follower import EventFollower, FollowerError, LogHandler
-from pervasive.chain.ledger import BlockRef, Ledger, LedgerOptions, TransactionRefused
+from pervasive.chain.hardfork import HARDFORK
+from pervasive.chain.ledger import Ledger
 from pervasive.chain.records import Log, Receipt
 from pervasive.chain.reverts import decode_revert
+from pervasive.chain.rpc import BlockRef, LedgerOptions, RpcClient, TransactionRefused
 from pervasive.chain.transactions import ContractCall, PendingTransaction, TransactionManager
 
 __all__ = [
+    "HARDFORK",
     "AnvilNode",
     "BlockRef",
     "Checkpoint",
@@ -27,6 +30,7 @@ __all__ = [
     "LogHandler",
     "PendingTransaction",
     "Receipt",
+    "RpcClient",
     "Signer",
     "TransactionManager",
     "TransactionRefused",

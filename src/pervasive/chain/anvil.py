@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pervasive.chain.hardfork import HARDFORK
 from pervasive.errors import ChainUnavailable
 
 __all__ = ["ANVIL_MNEMONIC", "AnvilNode", "find_anvil"]
@@ -102,7 +103,8 @@ class AnvilNode:
             "--chain-id", str(self.chain_id),
             "--mnemonic", ANVIL_MNEMONIC,
             "--accounts", "10",
-            "--hardfork", "cancun",
+            # pinned: anvil's default moves ahead of the fork we compile for
+            "--hardfork", HARDFORK,
         ]  # fmt: skip
         if self.block_time:
             command += ["--block-time", str(self.block_time)]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from eth.exceptions import VMError
 from eth_abi.abi import encode
 from eth_account import Account
 from eth_tester.exceptions import TransactionFailed, ValidationError
@@ -22,8 +23,9 @@ from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConf
 
 from pervasive.chain.anvil import ANVIL_MNEMONIC, AnvilNode, find_anvil
 from pervasive.chain.embedded import persistent_tester
-from pervasive.chain.ledger import Ledger, LedgerOptions
+from pervasive.chain.ledger import Ledger
 from pervasive.chain.reverts import decode_revert
+from pervasive.chain.rpc import LedgerOptions, RpcClient
 from pervasive.config import Settings
 from pervasive.errors import ChainUnavailable, ConfigError
 
@@ -67,6 +69,11 @@ class _EmbeddedProvider(AsyncEthereumTesterProvider):
                 data = _ERROR_SELECTOR + encode(["string"], [reason]) if reason else b""
             message = f"execution reverted: {reason}".rstrip(": ")
             error = {"code": 3, "message": message, "data": "0x" + data.hex()}
+            return {"jsonrpc": "2.0", "id": 0, "error": error}
+        except VMError as halted:
+            # eth_estimateGas lets py-evm's halt (a failing precompile, out of gas)
+            # through where eth_call wraps it; answer as anvil does for a halt
+            error = {"code": -32603, "message": f"EVM error {halted}"}
             return {"jsonrpc": "2.0", "id": 0, "error": error}
         except (ValidationError, EVMValidationError) as invalid:
             # a node refuses such a transaction (nonce, funds, gas) with code -32000
@@ -134,10 +141,8 @@ async def _open_embedded(settings: Settings, persist: bool) -> Ledger:
         provider.close_store()
 
     chain_id = int(await w3.eth.chain_id)
-    return Ledger(
-        w3, kind="embedded", chain_id=chain_id, dev_keys=keys, options=_options(settings),
-        on_close=[close_store],
-    )  # fmt: skip
+    rpc = RpcClient(w3, kind="embedded", chain_id=chain_id, options=_options(settings))
+    return Ledger(rpc, dev_keys=keys, on_close=[close_store])
 
 
 async def _open_anvil(settings: Settings, persist: bool) -> Ledger:
@@ -175,7 +180,6 @@ async def _connect(
     except (OSError, TimeoutError) as exc:
         await w3.provider.disconnect()
         raise ChainUnavailable(f"no Ethereum node answers at {url}: {exc}") from exc
-    return Ledger(
-        w3, kind=kind, chain_id=chain_id, dev_keys=dev_keys, url=url,
-        options=_options(settings, kind=kind), on_close=on_close,
-    )  # fmt: skip
+    options = _options(settings, kind=kind)
+    rpc = RpcClient(w3, kind=kind, chain_id=chain_id, url=url, options=options)
+    return Ledger(rpc, dev_keys=dev_keys, on_close=on_close)

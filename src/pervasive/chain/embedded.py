@@ -16,18 +16,22 @@ from typing import Any
 
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
+from eth.vm.forks.prague import PragueVM
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.backends.pyevm.main import (
     generate_genesis_state_for_keys,
     get_default_genesis_params,
 )
 
+from pervasive.chain.hardfork import HARDFORK
+from pervasive.errors import InternalError
 from pervasive.store import open_database
 
 __all__ = ["SqliteKeyValue", "persistent_tester"]
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;"
 _HEAD_KEY = b"pervasive:has-genesis"
+_VMS: dict[str, Any] = {"prague": PragueVM}  # py-evm's VM class per hard fork name
 
 
 class SqliteKeyValue(BaseDB):
@@ -79,9 +83,14 @@ def persistent_tester(path: Path | None) -> tuple[EthereumTester, SqliteKeyValue
     """An eth-tester chain whose state lives in the SQLite file at ``path``.
 
     With ``path=None`` the chain lives in memory (tests that want a fresh chain).
-    The dev accounts are eth-tester's ten funded keys, the same on every start.
+    The dev accounts are eth-tester's ten funded keys, the same on every start. The
+    chain runs :data:`~pervasive.chain.hardfork.HARDFORK` rules from genesis (pinned,
+    not eth-tester's default of the day).
     """
-    backend = PyEVMBackend()
+    vm = _VMS.get(HARDFORK)
+    if vm is None:
+        raise InternalError(f"the embedded chain has no py-evm VM for hard fork {HARDFORK!r}")
+    backend = PyEVMBackend(vm_configuration=((0, vm),))
     if path is None:
         return EthereumTester(backend), None
     store = SqliteKeyValue(path)

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Protocol
 
 from pervasive.chain.checkpoints import Checkpoint, CheckpointStore
-from pervasive.chain.ledger import BlockRef, Ledger
+from pervasive.chain.ledger import Ledger
 from pervasive.chain.records import Log
+from pervasive.chain.rpc import BlockRef
 from pervasive.errors import ChainUnavailable, NotFound, UserError
 
 __all__ = ["EventFollower", "FollowerError", "LogHandler"]

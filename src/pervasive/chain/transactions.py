@@ -1,6 +1,7 @@
 """The transaction manager: nonces, fees, gas, signing, sending, receipts, replacement.
 
-One manager per signer per ledger (``ledger.transactor(signer)``). It keeps the next
+One manager per signer per ledger (``ledger.transactor(signer)``), talking to the node
+through the ledger's :class:`~pervasive.chain.rpc.RpcClient`. It keeps the next
 nonce locally so that many transactions can be signed and sent without a round trip
 each, and re-reads it from the node whenever a send fails, so a refused or dropped
 transaction never leaves a gap or a duplicate:
@@ -27,8 +28,8 @@ from coincurve import PrivateKey
 from eth_utils.address import to_canonical_address
 
 from pervasive.chain.accounts import Signer
-from pervasive.chain.ledger import Ledger, TransactionRefused
 from pervasive.chain.records import Receipt
+from pervasive.chain.rpc import RpcClient, TransactionRefused
 from pervasive.chain.signing import SignedTransaction, UnsignedTransaction, sign_transaction
 from pervasive.errors import ChainUnavailable, TransactionTimeout
 
@@ -67,7 +68,7 @@ class PendingTransaction:
 
 
 class TransactionManager:
-    """Signs and sends ``signer``'s transactions on ``ledger``.
+    """Signs and sends ``signer``'s transactions through ``rpc``.
 
     Example::
 
@@ -75,8 +76,8 @@ class TransactionManager:
         receipt = await manager.transact(ContractCall(to=address, data=calldata))
     """
 
-    def __init__(self, ledger: Ledger, signer: Signer) -> None:
-        self.ledger = ledger
+    def __init__(self, rpc: RpcClient, signer: Signer) -> None:
+        self.rpc = rpc
         self.signer = signer
         self._key = PrivateKey(signer.private_key)
         self._nonce: int | None = None
@@ -89,14 +90,14 @@ class TransactionManager:
     async def _current_fees(self) -> tuple[int, int]:
         now = asyncio.get_running_loop().time()
         if self._fees is None or now - self._fees_at > _FEE_REFRESH_SECONDS:
-            self._fees = await self.ledger.fees()
+            self._fees = await self.rpc.fees()
             self._fees_at = now
         return self._fees
 
     async def _reserve_nonces(self, count: int) -> int:
         async with self._nonce_lock:
             if self._nonce is None:
-                self._nonce = await self.ledger.nonce(self.signer.address)
+                self._nonce = await self.rpc.nonce(self.signer.address)
             first = self._nonce
             self._nonce += count
             return first
@@ -108,10 +109,8 @@ class TransactionManager:
     async def _gas_for(self, call: ContractCall) -> int:
         if call.gas is not None:
             return call.gas
-        estimate = await self.ledger.estimate_gas(
-            self.signer.address, call.to, call.data, call.value
-        )
-        return math.ceil(estimate * self.ledger.options.gas_margin)
+        estimate = await self.rpc.estimate_gas(self.signer.address, call.to, call.data, call.value)
+        return math.ceil(estimate * self.rpc.options.gas_margin)
 
     def _target(self, to: str) -> bytes:
         target = self._targets.get(to)
@@ -123,7 +122,7 @@ class TransactionManager:
         self, call: ContractCall, nonce: int, gas: int, fees: tuple[int, int]
     ) -> SignedTransaction:
         unsigned = UnsignedTransaction(
-            chain_id=self.ledger.chain_id,
+            chain_id=self.rpc.chain_id,
             nonce=nonce,
             max_priority_fee_per_gas=fees[0],
             max_fee_per_gas=fees[1],
@@ -161,12 +160,12 @@ class TransactionManager:
         same nonce and both fees raised by 12.5% (at least to the network's current
         fees); the first of its hashes to be mined wins.
         """
-        options = self.ledger.options
+        options = self.rpc.options
         deadline = asyncio.get_running_loop().time() + options.receipt_timeout
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
             try:
-                return await self.ledger.wait_for_receipt(
+                return await self.rpc.wait_for_receipt(
                     pending.hashes, timeout=max(0.01, min(options.replace_after, remaining))
                 )
             except TransactionTimeout:
@@ -189,7 +188,7 @@ class TransactionManager:
         return await self.transact(ContractCall(to=None, data=bytecode, value=value, gas=gas))
 
     async def _replace(self, pending: PendingTransaction) -> None:
-        network = await self.ledger.fees()
+        network = await self.rpc.fees()
         priority = max(math.ceil(pending.fees[0] * _FEE_BUMP), network[0])
         fees = (priority, max(math.ceil(pending.fees[1] * _FEE_BUMP), network[1], priority))
         signed = self._sign(pending.call, pending.nonce, pending.gas, fees)
@@ -206,7 +205,7 @@ class TransactionManager:
         attempts = 0
         while True:
             try:
-                return await self.ledger.send_raw(signed.raw)
+                return await self.rpc.send_raw(signed.raw)
             except TransactionRefused as refused:
                 # a lost answer to an earlier attempt (ours, or the HTTP client's own
                 # retry) makes the node see these very bytes again
@@ -214,7 +213,7 @@ class TransactionManager:
                 if any(marker in text for marker in _ALREADY_SENT):
                     return signed.hash_hex
                 mined = "nonce too low" in text
-                if mined and await self.ledger.receipt(signed.hash_hex) is not None:
+                if mined and await self.rpc.receipt(signed.hash_hex) is not None:
                     return signed.hash_hex
                 raise TransactionRefused(refused.message, tx_hash=signed.hash_hex) from refused
             except ChainUnavailable as unavailable:
@@ -244,7 +243,7 @@ class TransactionManager:
             return []
         shared_gas = gas or calls[0].gas or await self._gas_for(calls[0])
         total_gas = sum(call.gas or shared_gas for call in calls)
-        fees = await self.ledger.fees(total_gas=total_gas)
+        fees = await self.rpc.fees(total_gas=total_gas)
         first = await self._reserve_nonces(len(calls))
 
         def sign_chunk(start: int) -> list[SignedTransaction]:
@@ -257,7 +256,7 @@ class TransactionManager:
         # Up to ``batches_in_flight`` batches are on the wire at once (1: strictly in
         # nonce order, for nodes that drop transactions arriving ahead of a gap); the
         # next batch is signed in a worker thread meanwhile.
-        window = asyncio.Semaphore(max(1, self.ledger.options.batches_in_flight))
+        window = asyncio.Semaphore(max(1, self.rpc.options.batches_in_flight))
         sends: list[asyncio.Task[list[str]]] = []
         try:
             for start in range(0, len(calls), batch_size):
@@ -285,7 +284,7 @@ class TransactionManager:
         while True:
             try:
                 results = await asyncio.wait_for(
-                    self.ledger.send_raw_batch([signed.raw for signed in chunk]), _BATCH_TIMEOUT
+                    self.rpc.send_raw_batch([signed.raw for signed in chunk]), _BATCH_TIMEOUT
                 )
                 break
             except (ChainUnavailable, TimeoutError) as lost:
@@ -304,7 +303,7 @@ class TransactionManager:
             text = result.message.lower()
             seen = any(marker in text for marker in _ALREADY_SENT)
             if not seen and "nonce too low" in text:
-                seen = await self.ledger.receipt(signed.hash_hex) is not None
+                seen = await self.rpc.receipt(signed.hash_hex) is not None
             if not seen:
                 raise TransactionRefused(
                     f"accepted {accepted + len(hashes)} of {total} transactions, then: "
@@ -323,19 +322,19 @@ class TransactionManager:
         :class:`TransactionTimeout` when some are still pending at the deadline.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (timeout or self.ledger.options.receipt_timeout)
+        deadline = loop.time() + (timeout or self.rpc.options.receipt_timeout)
         found: dict[str, Receipt] = {}
         delay = 0.01
         progress_at = loop.time()
         while len(found) < len(tx_hashes):
             missing = [h for h in tx_hashes if h not in found]
-            for tx_hash, receipt in zip(missing, await self.ledger.receipts(missing), strict=True):
+            for tx_hash, receipt in zip(missing, await self.rpc.receipts(missing), strict=True):
                 if receipt is not None:
                     found[tx_hash] = receipt
                     progress_at = loop.time()
             if len(found) == len(tx_hashes):
                 break
-            if loop.time() - progress_at > 1.0 and await self.ledger.nudge_stuck_pool():
+            if loop.time() - progress_at > 1.0 and await self.rpc.nudge_stuck_pool():
                 progress_at = loop.time()
             if loop.time() > deadline:
                 raise TransactionTimeout(
@@ -345,8 +344,8 @@ class TransactionManager:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
         receipts = [found[h] for h in tx_hashes]
-        if self.ledger.options.confirmations > 0 or not all(r.succeeded for r in receipts):
+        if self.rpc.options.confirmations > 0 or not all(r.succeeded for r in receipts):
             # the slow path re-reads each receipt after its confirmations and decodes reverts
             remaining = max(0.01, deadline - loop.time())
-            return [await self.ledger.wait_for_receipt([h], timeout=remaining) for h in tx_hashes]
+            return [await self.rpc.wait_for_receipt([h], timeout=remaining) for h in tx_hashes]
         return receipts

@@ -2,9 +2,10 @@
 
 The sources live in ``pervasive/contracts/vyper/<name>.vy`` (package data). Compiling
 takes seconds, so artifacts are cached as
-``<home>/artifacts/<name>-<sha256(source + vyper version)>.json``: a second run with
-the same source and compiler reads the JSON instead of compiling. A changed source or
-a new vyper gives a new file name, so a stale artifact is never used.
+``<home>/artifacts/<name>-<sha256(source + vyper version + EVM version)>.json``: a
+second run with the same source and compiler reads the JSON instead of compiling. A
+changed source, a new vyper or a new hard fork gives a new file name, so a stale
+artifact is never used.
 
 Example::
 
@@ -22,6 +23,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from pervasive.chain.hardfork import HARDFORK
 from pervasive.errors import InternalError, NotFound
 
 __all__ = [
@@ -34,8 +36,8 @@ __all__ = [
     "vyper_version",
 ]
 
-EVM_VERSION = "cancun"
-"""The hard fork the contracts target; the embedded and anvil backends run cancun."""
+EVM_VERSION = HARDFORK
+"""The hard fork the contracts target: the one the embedded and anvil backends run."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Artifact:
     abi: tuple[dict[str, Any], ...]
     bytecode: bytes
     source_hash: str
-    """sha256 of the source text and the vyper version, hex."""
+    """sha256 of the source text, the vyper version and the EVM version, hex."""
 
     @property
     def abi_hash(self) -> str:
@@ -94,12 +96,13 @@ def vyper_version() -> str:
 
 
 def source_hash(source: str) -> str:
-    """sha256 of ``source`` and the installed vyper version, hex (the cache key)."""
-    return hashlib.sha256(f"{source}\0vyper {vyper_version()}".encode()).hexdigest()
+    """sha256 of ``source``, the vyper version and the EVM version, hex (the cache key)."""
+    key = f"{source}\0vyper {vyper_version()}\0evm {EVM_VERSION}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def compile_source(name: str, source: str) -> Artifact:
-    """Compile Vyper ``source`` for cancun, without any cache.
+    """Compile Vyper ``source`` for :data:`EVM_VERSION`, without any cache.
 
     A compile error in a shipped contract is a bug in pervasive (:class:`InternalError`).
 

@@ -29,7 +29,7 @@ async def test_clean_restart_keeps_the_chain(tmp_settings: Settings) -> None:
     ledger = await open_ledger(settings)
     try:
         assert await ledger.block_number() >= head
-        again = replace(counter, ledger=ledger)
+        again = replace(counter, rpc=ledger.rpc)
         assert await again.total() == 4
         await ledger.transactor(ledger.dev_signer(0)).transact(again.bump(1))  # nonce carries on
         assert await again.total() == 5
@@ -57,7 +57,7 @@ async def test_kill_after_the_state_interval_keeps_the_chain(tmp_settings: Setti
     await node.start()  # same port, same state file
     ledger = await open_ledger(settings)
     try:
-        again = replace(counter, ledger=ledger)
+        again = replace(counter, rpc=ledger.rpc)
         assert await ledger.code(counter.address) != b""
         assert await again.total() == 9
         await ledger.transactor(signer).transact(again.bump(1))

@@ -10,7 +10,7 @@ from eth_utils.crypto import keccak
 from vyper.compiler import compile_code
 from vyper.compiler.settings import Settings as VyperSettings
 
-from pervasive.chain import ContractCall, Ledger, Log, TransactionManager
+from pervasive.chain import HARDFORK, ContractCall, Log, RpcClient, TransactionManager
 
 COUNTER_SOURCE = """
 # pragma version ~=0.4.3
@@ -35,7 +35,7 @@ BUMPED = keccak(text="Bumped(address,uint256,uint256)")
 
 @functools.cache
 def counter_bytecode() -> bytes:
-    settings = VyperSettings(evm_version="cancun")
+    settings = VyperSettings(evm_version=HARDFORK)
     out = compile_code(COUNTER_SOURCE, output_formats=["bytecode"], settings=settings)
     return bytes.fromhex(out["bytecode"].removeprefix("0x"))
 
@@ -44,7 +44,7 @@ def counter_bytecode() -> bytes:
 class Counter:
     """The deployed counter: calldata builders and a reader."""
 
-    ledger: Ledger
+    rpc: RpcClient
     address: str
 
     def bump(self, by: int = 1, *, gas: int | None = None) -> ContractCall:
@@ -52,7 +52,7 @@ class Counter:
         return ContractCall(to=self.address, data=data, gas=gas)
 
     async def total(self) -> int:
-        raw = await self.ledger.call(self.address, keccak(text="total()")[:4])
+        raw = await self.rpc.call(self.address, keccak(text="total()")[:4])
         return int(decode(["uint256"], raw)[0])
 
     @staticmethod
@@ -65,4 +65,4 @@ class Counter:
 async def deploy_counter(manager: TransactionManager) -> Counter:
     receipt = await manager.deploy(counter_bytecode())
     assert receipt.contract_address is not None
-    return Counter(manager.ledger, receipt.contract_address)
+    return Counter(manager.rpc, receipt.contract_address)
