@@ -10,7 +10,7 @@ measured apart: it also pays for its kind's counter slot going from zero to one.
 Rows: deploying the registry (with its init code size), the first user, sensor and node,
 then a further user (a short and a 64-character id), sensors with 0, 1, 2 and 16 fields,
 a node, a node's endpoint update and a sensor's deactivation. The script exits with
-status 1 if the backends disagree on any row (both run the same EVM rules, cancun).
+status 1 if the backends disagree on any row (both run the same EVM rules, prague).
 
 Usage: ``.venv/bin/python bench/registry_gas.py [--backends embedded,anvil]``; prints a
 table and writes ``bench/results/registry_gas.csv``.

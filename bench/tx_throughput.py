@@ -42,11 +42,10 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.table import Table
-from vyper.compiler import compile_code
-from vyper.compiler.settings import Settings as VyperSettings
 
 from pervasive.chain import ContractCall, Ledger, TransactionManager, open_ledger
 from pervasive.config import Settings
+from pervasive.contracts.compiler import compile_source
 
 RESULTS = Path(__file__).parent / "results"
 TARGET = 1500.0
@@ -124,9 +123,7 @@ async def submit_many(manager: TransactionManager, address: str, calls: int, bat
 
 
 async def measure(calls: int, baseline_calls: int, batch: int, block_time: float) -> list[Run]:
-    compiled = compile_code(
-        COUNTER, output_formats=["bytecode", "abi"], settings=VyperSettings(evm_version="cancun")
-    )
+    compiled = compile_source("counter", COUNTER)
     with tempfile.TemporaryDirectory() as home:
         ledger = await open_ledger(
             Settings(home=Path(home), backend="anvil", block_time=block_time or None),
@@ -134,10 +131,10 @@ async def measure(calls: int, baseline_calls: int, batch: int, block_time: float
         )
         try:
             manager = ledger.transactor(ledger.dev_signer(0))
-            receipt = await manager.deploy(bytes.fromhex(compiled["bytecode"].removeprefix("0x")))
+            receipt = await manager.deploy(compiled.bytecode)
             address = receipt.contract_address
             assert address is not None
-            abi = compiled["abi"]
+            abi = compiled.abi
             baseline = await web3_default(ledger, manager, address, abi, baseline_calls)
             assert await total(ledger, address) == baseline_calls, "web3 lost or repeated calls"
             ours = await submit_many(manager, address, calls, batch)

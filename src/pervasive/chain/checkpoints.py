@@ -88,24 +88,10 @@ class CheckpointStore:
         with transaction(self.db) as db:
             yield db
 
-    # The three steps below are :meth:`transaction` taken apart, for the follower until
-    # it moves to ``with store.transaction():``; then they go.
-    def begin(self) -> None:
-        """Open the write transaction that a delivery or retraction runs in."""
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def commit(self) -> None:
-        """Make the handler's writes and the follower's record durable together."""
-        self.db.execute("COMMIT")
-
-    def rollback(self) -> None:
-        """Undo the handler's writes and the follower's record together."""
-        if self.db.in_transaction:
-            self.db.execute("ROLLBACK")
-
     def close(self) -> None:
         """Close the connection (rolling back an unfinished transaction)."""
-        self.rollback()
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
         self.db.close()
 
     # -- reads ------------------------------------------------------------------------

@@ -160,9 +160,8 @@ class EventFollower:
                     return delivered
                 delivered += await self._deliver(log)
             checkpoint = Checkpoint(last, last_block.hash)
-            self.store.begin()
-            self.store.advance(checkpoint, keep_depth=self.max_reorg_depth)
-            self.store.commit()
+            with self.store.transaction():
+                self.store.advance(checkpoint, keep_depth=self.max_reorg_depth)
             first = last + 1
         return delivered
 
@@ -170,28 +169,18 @@ class EventFollower:
     async def _deliver(self, log: Log) -> int:
         if self.store.is_delivered(log):
             return 0  # delivered before a crash or stop, checkpoint not yet advanced
-        self.store.begin()
-        try:
-            await self.handler.deliver(log, self.store.db)
+        with self.store.transaction() as db:
+            await self.handler.deliver(log, db)
             self._check_transaction("deliver")
             self.store.record_delivery(log)
             self.store.remember_block(log.block_number, log.block_hash)
-            self.store.commit()
-        except BaseException:
-            self.store.rollback()
-            raise
         return 1
 
     async def _retract(self, log: Log) -> None:
-        self.store.begin()
-        try:
-            await self.handler.retract(log.retracted(), self.store.db)
+        with self.store.transaction() as db:
+            await self.handler.retract(log.retracted(), db)
             self._check_transaction("retract")
             self.store.forget_delivery(log)
-            self.store.commit()
-        except BaseException:
-            self.store.rollback()
-            raise
 
     def _check_transaction(self, method: str) -> None:
         if not self.store.db.in_transaction:
@@ -221,9 +210,8 @@ class EventFollower:
         )  # fmt: skip
         for log in retracted:
             await self._retract(log)
-        self.store.begin()
-        self.store.rewind(ancestor)
-        self.store.commit()
+        with self.store.transaction():
+            self.store.rewind(ancestor)
         return ancestor
 
     async def _canonical(self, known: Checkpoint) -> bool:

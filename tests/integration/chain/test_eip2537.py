@@ -22,9 +22,7 @@ from pervasive.contracts.compiler import EVM_VERSION
 from pervasive.errors import TransactionReverted
 
 _NAME = "eip2537"
-_SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / _NAME
-_VENDORED = Path(__file__).resolve().parents[2] / "vectors" / _NAME
-VECTORS = _SHARED if _SHARED.is_dir() else _VENDORED
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / _NAME
 
 _PRECOMPILE_OF = {
     "add_G1": "G1ADD",
@@ -37,7 +35,7 @@ _PRECOMPILE_OF = {
     "map_fp_to_G1": "MAP_FP_TO_G1",
     "map_fp2_to_G2": "MAP_FP2_TO_G2",
 }
-FILES = sorted(path.name for path in _VENDORED.glob("*.json"))
+FILES = sorted(path.name for path in VECTORS.glob("*.json"))
 
 # Cheap on py-evm: one two-pair pairing (about 2 s), the rest milliseconds; the failures
 # cover length, curve, subgroup, field-element and top-byte checks.

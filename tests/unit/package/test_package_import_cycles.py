@@ -34,9 +34,6 @@ import pervasive
 SOURCE = Path(pervasive.__file__).parent
 
 KNOWN_CYCLES: set[frozenset[str]] = {
-    # chain.ledger imports TransactionManager inside a method, chain.transactions
-    # imports Ledger: untied by whoever works on chain/ under the "Foundations" issue.
-    frozenset({"pervasive.chain.ledger", "pervasive.chain.transactions"}),
     # cli.device imports await_admission inside a command, cli.services imports
     # open_authority: untied by whoever works on cli/ under the "Foundations" issue.
     frozenset({"pervasive.cli.device", "pervasive.cli.services"}),
