@@ -22,7 +22,6 @@ from pervasive.errors import InvalidInput
 
 if TYPE_CHECKING:
     from pervasive.devices import DeviceFolder, SensorSpec
-    from pervasive.pki import CertificateAuthority
 
 __all__ = ["app"]
 
@@ -36,13 +35,6 @@ DevAccount = Annotated[
     int | None,
     typer.Option("--dev-account", help="Sign with development account N (embedded/anvil)."),
 ]
-
-
-def open_authority(state: CliState) -> CertificateAuthority:
-    from pervasive.pki import CertificateAuthority
-
-    return CertificateAuthority.open(state.settings.path("pki", "ca.cert.pem").parent,
-                                     state.password())  # fmt: skip
 
 
 def _folder(state: CliState, device_id: str) -> DeviceFolder:
@@ -109,7 +101,7 @@ def register(
             )  # fmt: skip
             return receipt.transaction_hash
 
-    ca = open_authority(state)
+    ca = state.authority()
     try:
         issued = ca.issue_device(device_id)
         tx = run(go())
@@ -136,7 +128,7 @@ def revoke(
     """
     state = state_of(ctx)
     folder = _folder(state, device_id)
-    ca = open_authority(state)
+    ca = state.authority()
     try:
         records = ca.revoke_identity(device_id)
     finally:
@@ -169,7 +161,7 @@ def list_devices(ctx: typer.Context) -> None:
     from pervasive.pki import CertificateKind
 
     state = state_of(ctx)
-    ca = open_authority(state)
+    ca = state.authority()
     try:
         records = [r for r in ca.certificates() if r.kind is CertificateKind.DEVICE]
     finally:
@@ -200,7 +192,7 @@ def cert(
     """
     state = state_of(ctx)
     folder = _folder(state, device_id)
-    ca = open_authority(state)
+    ca = state.authority()
     try:
         if rotate:
             ca.write_credentials(ca.rotate(device_id), folder.path)
@@ -252,7 +244,7 @@ def simulate(
     plan = SimulationPlan(devices=devices, rate=rate, duration=duration, seed=seed,
                           disconnect_rate=disconnect_rate, offline_seconds=offline_seconds,
                           prefix=prefix)  # fmt: skip
-    ca = open_authority(state)
+    ca = state.authority()
     active = set(ca.active_identities())
 
     def provision(device_id: str) -> DeviceFolder:
@@ -264,7 +256,7 @@ def simulate(
     async def go() -> SimulationReport:
         folders = {d: provision(d) for d in plan.device_ids()}
         if port is not None:
-            from pervasive.cli.services import await_admission
+            from pervasive.messaging import await_admission
 
             # a `broker run` from this home learns new certificates at its next look:
             # until then mosquitto drops (after PUBACK) and amqtt refuses their traffic

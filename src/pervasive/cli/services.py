@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from pervasive.cli.device import open_authority
 from pervasive.cli.session import CliState, run_until_stopped, state_of
-from pervasive.errors import ConfigError
-
-if TYPE_CHECKING:
-    from pervasive.pki import CertificateAuthority
-
-_WATCH_SECONDS = 0.25
-"""How often ``broker run`` looks for certificates issued or revoked elsewhere."""
 
 broker_app = typer.Typer(no_args_is_help=True, help="The MQTT broker devices connect to.")
 shadow_app = typer.Typer(
@@ -49,84 +40,33 @@ def run_broker(ctx: typer.Context, *, port: _PORT = None) -> None:
     """
     from dataclasses import replace
 
-    from pervasive.messaging import create_broker
+    from pervasive.messaging import admission_watch, admitted_file, create_broker
 
     state = state_of(ctx)
     settings = state.settings if port is None else replace(state.settings, mqtt_port=port)
-    admitted = admitted_file(settings.home)
-    ca = open_authority(state)
+    ca = state.authority()
 
     async def go() -> None:
         broker = create_broker(settings, ca.broker_credentials(), ca.active_identities)
-        async with broker:
-            # the admitted list first: whoever starts on the line below waits on that file
-            seen = _identity_state(ca)
-            _write_admitted(admitted, seen[0])
+        watch = admission_watch(
+            broker, ca.active_identities, ca.crl_file, admitted_file(settings.home)
+        )
+        # certificates issued or revoked by other processes take effect at the next look;
+        # the admitted list is written before the line below, which others wait for
+        async with broker, watch:
             state.console.print(
                 f"{type(broker).__name__} listening on {settings.mqtt_host}:{broker.port} "
                 f"(TLS, client certificates of {escape(str(ca.directory))}); Ctrl-C stops it",
                 highlight=False,
                 soft_wrap=True,
             )
-            while True:  # certificates issued or revoked by other processes
-                await asyncio.sleep(_WATCH_SECONDS)
-                if (current := _identity_state(ca)) != seen:
-                    seen = current
-                    broker.refresh()
-                    await broker.settle()
-                    _write_admitted(admitted, seen[0])
+            await asyncio.Event().wait()
 
     try:
         run_until_stopped(go())
     finally:
         ca.close()
-        admitted.unlink(missing_ok=True)
     state.console.print("broker stopped")
-
-
-def admitted_file(home: Path) -> Path:
-    """Where ``broker run`` lists the identities its ACL grants right now."""
-    return home / "broker" / "admitted.json"
-
-
-def _write_admitted(path: Path, identities: tuple[str, ...]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(list(identities)))
-    partial.replace(path)
-
-
-async def await_admission(home: Path, identity: str, *, timeout: float = 15.0) -> None:
-    """Wait until the broker run from ``home`` grants ``identity`` its topics.
-
-    A broker silently drops what an identity it does not know yet publishes or
-    subscribes to; a certificate issued a moment ago is known at the broker's next look
-    (``_WATCH_SECONDS``). Returns at once when no broker runs from ``home`` (one
-    elsewhere is out of our sight). Raises :class:`ConfigError` at ``timeout``.
-
-    Example: ``await await_admission(settings.home, "svc:shadow")``.
-    """
-    path = admitted_file(home)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while path.exists():
-        try:
-            if identity in json.loads(path.read_text()):
-                return
-        except (OSError, ValueError):
-            pass  # replaced under our feet: read it again
-        if loop.time() > deadline:
-            raise ConfigError(
-                f"the broker run from {home} has not admitted {identity!r} after {timeout:g}s; "
-                "is its certificate revoked (`pervasive device list`)?"
-            )
-        await asyncio.sleep(_WATCH_SECONDS / 5)
-
-
-def _identity_state(ca: CertificateAuthority) -> tuple[tuple[str, ...], int]:
-    """What the broker's ACL and CRL depend on: active identities, the CRL's mtime."""
-    crl = ca.directory / "crl.pem"
-    return tuple(sorted(ca.active_identities())), crl.stat().st_mtime_ns if crl.exists() else 0
 
 
 @shadow_app.command("run")
@@ -141,12 +81,12 @@ def run_shadow(
 
     Example: ``pervasive shadow run --port 8883``.
     """
-    from pervasive.messaging import ClientOptions, MqttClient
+    from pervasive.messaging import ClientOptions, MqttClient, await_admission
     from pervasive.shadow import ShadowService, ShadowStore
 
     state = state_of(ctx)
     settings = state.settings
-    ca = open_authority(state)
+    ca = state.authority()
     credentials = ca.client_credentials("svc:shadow", settings.path("mqtt"))
     ca.close()
     store = ShadowStore.open(settings.path("shadow.sqlite"))

@@ -25,6 +25,7 @@ from pervasive.errors import InvalidInput
 if TYPE_CHECKING:  # the chain stack loads in about two seconds: only when a command needs it
     from pervasive.chain import Keystore, Ledger, Signer
     from pervasive.contracts import DeploymentBook, Registry
+    from pervasive.pki import CertificateAuthority
 
 __all__ = ["CliState", "Session", "run", "session", "state_of"]
 
@@ -56,6 +57,13 @@ class CliState:
         from pervasive.chain import Keystore
 
         return Keystore(self.settings.path("keystore"))
+
+    def authority(self) -> CertificateAuthority:
+        """The platform CA in ``<home>/pki`` (created on first use); the caller closes it."""
+        from pervasive.pki import CertificateAuthority
+
+        return CertificateAuthority.open(self.settings.path("pki", "ca.cert.pem").parent,
+                                         self.password())  # fmt: skip
 
     def password(self, *, confirm: bool = False) -> str:
         """The keystore password: ``PERVASIVE_PASSWORD`` (or the config), else a hidden prompt."""
