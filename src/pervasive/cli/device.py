@@ -237,44 +237,41 @@ def simulate(
     Example: ``pervasive device simulate --devices 100 --rate 5 --disconnect-rate 0.01``.
     """
     from pervasive.devices.simulator import SimulationPlan, SimulationReport, Simulator
-    from pervasive.messaging import create_broker
+    from pervasive.messaging import await_admission
 
     state = state_of(ctx)
     settings = state.settings
     plan = SimulationPlan(devices=devices, rate=rate, duration=duration, seed=seed,
                           disconnect_rate=disconnect_rate, offline_seconds=offline_seconds,
                           prefix=prefix)  # fmt: skip
-    ca = state.authority()
-    active = set(ca.active_identities())
-
-    def provision(device_id: str) -> DeviceFolder:
-        folder = _folder(state, device_id)
-        if device_id not in active:
-            ca.write_credentials(ca.issue_device(device_id), folder.path)
-        return folder
 
     async def go() -> SimulationReport:
-        folders = {d: provision(d) for d in plan.device_ids()}
-        if port is not None:
-            from pervasive.messaging import await_admission
+        async with state.platform() as platform:
+            ca = platform.authority
+            active = set(ca.active_identities())
 
-            # a `broker run` from this home learns new certificates at its next look:
-            # until then mosquitto drops (after PUBACK) and amqtt refuses their traffic
-            for device_id in folders:
-                await await_admission(settings.home, device_id)
+            def provision(device_id: str) -> DeviceFolder:
+                folder = _folder(state, device_id)
+                if device_id not in active:
+                    ca.write_credentials(ca.issue_device(device_id), folder.path)
+                return folder
+
+            folders = {d: provision(d) for d in plan.device_ids()}
+            if port is not None:
+                # a `broker run` from this home learns new certificates at its next look:
+                # until then mosquitto drops (after PUBACK) and amqtt refuses their traffic
+                for device_id in folders:
+                    await await_admission(settings.home, device_id)
+                broker_port = port
+            else:
+                broker = await platform.broker()
+                await broker.settle()
+                broker_port = broker.port
             simulator = Simulator(plan, provision=folders.__getitem__,
-                                  host=settings.mqtt_host, port=port)  # fmt: skip
-            return await simulator.run()
-        broker = create_broker(settings, ca.broker_credentials(), ca.active_identities)
-        async with broker:
-            simulator = Simulator(plan, provision=folders.__getitem__,
-                                  host=settings.mqtt_host, port=broker.port)  # fmt: skip
+                                  host=settings.mqtt_host, port=broker_port)  # fmt: skip
             return await simulator.run()
 
-    try:
-        report = run(go())
-    finally:
-        ca.close()
+    report = run(go())
     state.console.print(
         f"{report.published} signed readings from {report.devices} devices in "
         f"{report.seconds:.1f} s ({report.rate:.0f}/s), {report.disconnects} disconnects, "

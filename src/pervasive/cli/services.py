@@ -40,32 +40,27 @@ def run_broker(ctx: typer.Context, *, port: _PORT = None) -> None:
     """
     from dataclasses import replace
 
-    from pervasive.messaging import admission_watch, admitted_file, create_broker
+    from pervasive.platform import Platform
 
     state = state_of(ctx)
     settings = state.settings if port is None else replace(state.settings, mqtt_port=port)
-    ca = state.authority()
 
     async def go() -> None:
-        broker = create_broker(settings, ca.broker_credentials(), ca.active_identities)
-        watch = admission_watch(
-            broker, ca.active_identities, ca.crl_file, admitted_file(settings.home)
-        )
-        # certificates issued or revoked by other processes take effect at the next look;
-        # the admitted list is written before the line below, which others wait for
-        async with broker, watch:
+        # the platform's broker keeps <home>/broker/admitted.json in step with the CA
+        # (certificates issued or revoked by other processes take effect at its next
+        # look); the list is written before the line below, which others wait for
+        async with Platform(settings, password=state.password) as platform:
+            broker = await platform.broker()
             state.console.print(
                 f"{type(broker).__name__} listening on {settings.mqtt_host}:{broker.port} "
-                f"(TLS, client certificates of {escape(str(ca.directory))}); Ctrl-C stops it",
+                f"(TLS, client certificates of {escape(str(platform.pki_directory))}); "
+                "Ctrl-C stops it",
                 highlight=False,
                 soft_wrap=True,
             )
             await asyncio.Event().wait()
 
-    try:
-        run_until_stopped(go())
-    finally:
-        ca.close()
+    run_until_stopped(go())
     state.console.print("broker stopped")
 
 
@@ -78,26 +73,27 @@ def run_shadow(
     """Serve every thing's shadow over the broker at ``--port`` until Ctrl-C.
 
     Shadows persist in ``<home>/shadow.sqlite``: a restart loses no accepted update.
+    The ``[shadow]`` settings bound requests, the ``[mqtt]`` settings the client.
 
     Example: ``pervasive shadow run --port 8883``.
     """
-    from pervasive.messaging import ClientOptions, MqttClient, await_admission
-    from pervasive.shadow import ShadowService, ShadowStore
+    from pervasive.messaging import MqttClient, await_admission
+    from pervasive.platform import SHADOW_IDENTITY
+    from pervasive.shadow import ShadowCore, ShadowService, ShadowStore
 
     state = state_of(ctx)
     settings = state.settings
-    ca = state.authority()
-    credentials = ca.client_credentials("svc:shadow", settings.path("mqtt"))
-    ca.close()
     store = ShadowStore.open(settings.path("shadow.sqlite"))
     service: ShadowService | None = None
 
     async def go() -> None:
         nonlocal service
-        await await_admission(settings.home, "svc:shadow")
-        options = ClientOptions(settings.mqtt_host, port, credentials)
+        async with state.platform() as platform:
+            options = platform.client_options(SHADOW_IDENTITY, port=port)
+            limits = platform.shadow_limits()
+        await await_admission(settings.home, SHADOW_IDENTITY)
         async with MqttClient(options) as client:
-            service = ShadowService(client, store)
+            service = ShadowService(client, store, ShadowCore(limits))
             state.console.print(
                 f"shadow service on {settings.mqtt_host}:{port} as svc:shadow; Ctrl-C stops it",
                 highlight=False,
