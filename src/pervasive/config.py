@@ -426,5 +426,6 @@ def _attribute_docs(cls: type) -> dict[str, str]:
             and isinstance(doc.value, ast.Constant)
             and isinstance(doc.value.value, str)
         ):
-            docs[target.target.id] = " ".join(doc.value.value.split("\n\n")[0].split())
+            first = doc.value.value.split("\n\n")[0].replace("``", "")
+            docs[target.target.id] = " ".join(first.split())
     return docs

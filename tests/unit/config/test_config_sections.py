@@ -7,6 +7,7 @@ mirror tests keep the two from drifting apart.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,22 @@ def test_table_lists_every_setting_and_hides_the_password() -> None:
     assert rows["node.gap_timeout"][1].startswith("Seconds a missing sensor message")
     assert rows["rpc_url"][0] == "(unset)"
     assert {name.split(".")[0] for name in rows if "." in name} == set(SECTIONS)
+
+
+def test_config_command_shows_effective_settings(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pervasive.cli import app
+
+    write(tmp_path, "[node]\ngap_timeout = 2.5\n")
+    runner = CliRunner()
+    flags = ["--home", str(tmp_path), "--config", str(tmp_path / "pervasive.toml")]
+    shown = runner.invoke(app, [*flags, "config", "--json", "node"], env={"PERVASIVE_PASSWORD": ""})
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["node.gap_timeout"] == "2.5"
+    table = runner.invoke(app, [*flags, "config"])
+    assert table.exit_code == 0 and "mqtt.keepalive" in table.output
+    wrong = runner.invoke(app, [*flags, "config", "gateway"])
+    assert wrong.exit_code == 1 and "choose top, node, mqtt, shadow" in wrong.output
+    broken = runner.invoke(app, [*flags, "config"], env={"PERVASIVE_SHADOW_BURST": "0"})
+    assert broken.exit_code == 1 and "shadow.burst = 0 is out of range" in broken.output

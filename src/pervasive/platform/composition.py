@@ -30,15 +30,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pervasive.config import Settings
 from pervasive.errors import ConfigError, InvalidInput
+from pervasive.platform.run_file import Endpoint, RunRecord
 
 if TYPE_CHECKING:  # the chain stack takes seconds to import: only when a part needs it
     from pervasive.chain import Ledger
@@ -250,6 +254,48 @@ class Platform:
     ) -> None:
         await self.stop()
 
+    # -- what runs -------------------------------------------------------------
+
+    def run_record(self) -> RunRecord:
+        """Every part built so far as :class:`Endpoint` s, with the credential paths.
+
+        What ``pervasive up`` writes to ``<home>/run.json`` and prints.
+
+        Example: ``[e.address for e in platform.run_record().endpoints]``.
+        """
+        pid = os.getpid()
+        endpoints: list[Endpoint] = []
+        credentials: dict[str, str] = {}
+        if self._ledger is not None:
+            endpoints.append(_chain_endpoint(self._ledger, self.settings, pid))
+        if self._authority is not None:
+            ca = self._authority
+            endpoints.append(
+                Endpoint("ca", "x509", str(ca.directory), pid=pid,
+                         detail="pervasive device register <id> issues device credentials")
+            )  # fmt: skip
+            credentials["CA certificate"] = str(ca.ca_file)
+            credentials["CRL"] = str(ca.crl_file)
+        if self._broker is not None:
+            broker = self._broker
+            host, port = broker.host, broker.port
+            broker_pid = getattr(broker, "pid", None) or pid
+            kind = "mosquitto" if broker_pid != pid else "embedded"
+            endpoints.append(
+                Endpoint("broker", kind, f"mqtts://{host}:{port}", host=host, port=port,
+                         pid=broker_pid, detail="TLS 1.2, client certificate of the CA")
+            )  # fmt: skip
+        if self._shadow is not None:
+            options = self._shadow.client.options
+            endpoints.append(
+                Endpoint("shadow", "mqtt", "$aws/things/+/shadow/# on the broker", pid=pid,
+                         detail=f"as {SHADOW_IDENTITY}; state in "
+                         f"{self.settings.home / 'shadow.sqlite'}")
+            )  # fmt: skip
+            folder = options.credentials.cert_file.parent
+            credentials[f"{SHADOW_IDENTITY} (cert.pem, key.pem, ca.pem)"] = str(folder)
+        return RunRecord(pid, str(self.settings.home), time.time(), tuple(endpoints), credentials)
+
     # -- options from the settings' sections --------------------------------
 
     def client_options(
@@ -318,6 +364,18 @@ class Platform:
                 "(or password in pervasive.toml)"
             )
         return password
+
+
+def _chain_endpoint(ledger: Ledger, settings: Settings, pid: int) -> Endpoint:
+    if ledger.url is None:
+        state = settings.home / "chain" / "embedded.sqlite"
+        return Endpoint("chain", ledger.kind, "in-process", pid=pid,
+                        detail=f"chain id {ledger.chain_id}; state in {state}")  # fmt: skip
+    parsed = urlsplit(ledger.url)
+    return Endpoint(
+        "chain", ledger.kind, ledger.url, host=parsed.hostname, port=parsed.port, pid=pid,
+        detail=f"chain id {ledger.chain_id}; other commands: --backend rpc --rpc-url {ledger.url}",
+    )  # fmt: skip
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
