@@ -189,19 +189,25 @@ def _print_record(
     started = datetime.datetime.fromtimestamp(record.started_at).isoformat(timespec="seconds")
     table = Table(title=f"pervasive stack (pid {record.pid}, since {started})")
     for column in ("part", "kind", "endpoint", "pid"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("details", overflow="fold")
+        table.add_column(column, overflow="fold")
     if health is not None:
-        table.add_column("status")
+        table.add_column("status", no_wrap=True)
     by_name = {h.endpoint.name: h for h in health or []}
     for endpoint in record.endpoints:
         row = [escape(cell) for cell in (endpoint.name, endpoint.kind, endpoint.address,
-                                         str(endpoint.pid or "-"), endpoint.detail)]  # fmt: skip
+                                         str(endpoint.pid or "-"))]  # fmt: skip
         if health is not None:
             found = by_name[endpoint.name]
             row.append("[green]running[/green]" if found.running else "[red]not answering[/red]")
         table.add_row(*row)
     state.console.print(table)
+    for endpoint in record.endpoints:
+        if endpoint.detail:
+            state.console.print(
+                f"  [bold]{escape(endpoint.name)}[/bold]: {escape(endpoint.detail)}",
+                highlight=False,
+                soft_wrap=True,
+            )
     files = Table(title="credentials")
     files.add_column("what")
     files.add_column("path", overflow="fold")

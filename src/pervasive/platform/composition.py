@@ -42,7 +42,13 @@ from urllib.parse import urlsplit
 
 from pervasive.config import Settings
 from pervasive.errors import ConfigError, InvalidInput
-from pervasive.platform.run_file import Endpoint, RunRecord
+from pervasive.platform.run_file import (
+    Endpoint,
+    RunRecord,
+    pid_alive,
+    read_run_record,
+    run_file,
+)
 
 if TYPE_CHECKING:  # the chain stack takes seconds to import: only when a part needs it
     from pervasive.chain import Ledger
@@ -288,8 +294,8 @@ class Platform:
         if self._shadow is not None:
             options = self._shadow.client.options
             endpoints.append(
-                Endpoint("shadow", "mqtt", "$aws/things/+/shadow/# on the broker", pid=pid,
-                         detail=f"as {SHADOW_IDENTITY}; state in "
+                Endpoint("shadow", "mqtt", "$aws/things/+/shadow/#", pid=pid,
+                         detail=f"on the broker as {SHADOW_IDENTITY}; shadows in "
                          f"{self.settings.home / 'shadow.sqlite'}")
             )  # fmt: skip
             folder = options.credentials.cert_file.parent
@@ -309,9 +315,10 @@ class Platform:
         """MQTT options for ``identity`` with the ``[mqtt]`` settings.
 
         ``credentials`` default to the files the platform CA issues ``identity`` (once,
-        under ``<root>/mqtt``); ``port`` to the running broker's, else
-        ``settings.mqtt_port``; ``changes`` override any other field (``outbox=``,
-        ``client_id=``, ``max_inflight=``).
+        under ``<root>/mqtt``); ``port`` to this platform's broker's, else
+        ``settings.mqtt_port``, else the broker of a ``pervasive up`` running from the
+        data directory (its run file); ``changes`` override any other field
+        (``outbox=``, ``client_id=``, ``max_inflight=``).
 
         Example: ``MqttClient(platform.client_options("svc:node.n1", outbox=path))``.
         """
@@ -319,10 +326,11 @@ class Platform:
 
         if port is None:
             port = self._broker.port if self._broker is not None else self.settings.mqtt_port
+        port = port or self._running_broker_port()
         if not port:
             raise ConfigError(
-                f"no broker port for {identity}: start the platform's broker first "
-                "or set mqtt_port (PERVASIVE_MQTT_PORT)"
+                f"no broker port for {identity}: start `pervasive up`, or the platform's "
+                "broker first, or set mqtt_port (PERVASIVE_MQTT_PORT)"
             )
         if credentials is None:
             credentials = self.authority.client_credentials(identity, self.root / "mqtt")
@@ -345,6 +353,14 @@ class Platform:
         return ShadowLimits(**dataclasses.asdict(self.settings.shadow))
 
     # -- internals -------------------------------------------------------------
+
+    def _running_broker_port(self) -> int:
+        """The broker port of a live ``pervasive up`` from this data directory, else 0."""
+        record = read_run_record(run_file(self.settings.home))
+        if record is None or not pid_alive(record.pid):
+            return 0
+        ports = [e.port for e in record.endpoints if e.name == "broker" and e.port]
+        return ports[0] if ports else 0
 
     def _lock(self, part: str) -> asyncio.Lock:
         return self._locks.setdefault(part, asyncio.Lock())

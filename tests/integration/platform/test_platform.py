@@ -13,7 +13,7 @@ import pytest
 from pervasive import Platform
 from pervasive.config import MqttSettings, NodeSettings, Settings, ShadowSettings
 from pervasive.errors import ConfigError, InvalidInput, KeystoreError
-from pervasive.messaging import MqttClient, admitted_file
+from pervasive.messaging import MqttClient, admitted_file, find_mosquitto
 
 PASSWORD = "test password"
 
@@ -35,7 +35,23 @@ def connectable(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def test_a_device_reaches_the_shadow_service_the_platform_runs(settings: Settings) -> None:
+@pytest.mark.parametrize(
+    "broker",
+    [
+        "embedded",
+        pytest.param(
+            "mosquitto",
+            marks=[
+                pytest.mark.mosquitto,
+                pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed"),
+            ],
+        ),
+    ],
+)
+async def test_a_device_reaches_the_shadow_service_the_platform_runs(
+    settings: Settings, broker: str
+) -> None:
+    settings = replace(settings, broker=broker)  # type: ignore[arg-type]
     async with Platform(settings) as platform:
         await platform.start("ledger", "broker", "shadow")
         ledger = await platform.ledger()
@@ -113,4 +129,18 @@ def test_options_follow_the_settings_sections(settings: Settings, tmp_path: Path
     assert platform.node_options(takeover_after=3.0).gap_timeout == 1.5
     assert platform.node_options(takeover_after=3.0).takeover_after == 3.0
     assert platform.shadow_limits().burst == 3
+    platform.authority.close()
+
+
+def test_clients_find_the_broker_of_a_running_stack(settings: Settings) -> None:
+    import os
+
+    from pervasive.platform import Endpoint, RunRecord, run_file, write_run_record
+
+    platform = Platform(settings)
+    with pytest.raises(ConfigError, match="no broker port for lock-7: start `pervasive up`"):
+        platform.client_options("lock-7")
+    broker = Endpoint("broker", "mosquitto", "mqtts://127.0.0.1:18884", "127.0.0.1", 18884)
+    write_run_record(run_file(settings.home), RunRecord(os.getpid(), "", 0.0, (broker,)))
+    assert platform.client_options("lock-7").port == 18884
     platform.authority.close()
