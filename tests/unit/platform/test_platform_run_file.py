@@ -71,3 +71,21 @@ def test_status_with_a_stale_run_file_says_the_stack_is_gone(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["--home", str(tmp_path), "status"])
     assert result.exit_code == 3
     assert "is gone" in result.output and "stale run file" in result.output
+
+
+def test_the_package_surface_is_what_all_says() -> None:
+    import pervasive
+
+    assert set(pervasive.__all__) == {
+        "InternalError", "PervasiveError", "Platform", "Settings", "UserError",
+        "__version__", "load_settings",
+    }  # fmt: skip
+    assert all(hasattr(pervasive, name) for name in pervasive.__all__)
+
+
+def test_operations_page_documents_every_setting() -> None:
+    from pervasive.config import Settings, settings_table
+
+    page = (Path(__file__).parents[3] / "docs" / "operations.md").read_text()
+    missing = [name for name, _, _ in settings_table(Settings()) if f"`{name}`" not in page]
+    assert not missing, f"docs/operations.md lacks {missing}"
