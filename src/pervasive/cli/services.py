@@ -49,7 +49,7 @@ def run_broker(ctx: typer.Context, *, port: _PORT = None) -> None:
         # the platform's broker keeps <home>/broker/admitted.json in step with the CA
         # (certificates issued or revoked by other processes take effect at its next
         # look); the list is written before the line below, which others wait for
-        async with Platform(settings, password=state.password) as platform:
+        async with Platform(settings, password=state.password, shared=True) as platform:
             broker = await platform.broker()
             state.console.print(
                 f"{type(broker).__name__} listening on {settings.mqtt_host}:{broker.port} "

@@ -14,7 +14,6 @@ prints how other commands reach it.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 from dataclasses import asdict, replace
@@ -25,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pervasive.cli.session import CliState, run_until_stopped, state_of
-from pervasive.errors import InvalidInput
+from pervasive.errors import InternalError, InvalidInput
 from pervasive.platform import (
     Endpoint,
     Platform,
@@ -77,7 +76,7 @@ def up(
         )
 
     async def go() -> None:
-        async with Platform(settings, password=state.password) as platform:
+        async with Platform(settings, password=state.password, shared=True) as platform:
             extra: list[Endpoint] = []
             if settings.backend == "embedded":
                 extra.append(await _embedded_chain(settings))
@@ -95,7 +94,10 @@ def up(
                     highlight=False,
                     soft_wrap=True,
                 )
-                await asyncio.Event().wait()
+                # runs until cancelled (Ctrl-C); a shadow service that fails ends `up` with
+                # its error instead of leaving a stack that only looks alive
+                await (await platform.shadow()).task
+                raise InternalError("the shadow service stopped serving without an error")
             finally:
                 path.unlink(missing_ok=True)
 

@@ -89,7 +89,9 @@ class Platform:
     gives the embedded and anvil backends a throw-away chain. ``pki`` moves the CA
     folder (default ``<home>/pki``); its parent is the root of the CA-related files
     (``mqtt/``, ``broker/``, ``mosquitto/``), so a demo can keep its own CA beside the
-    platform's.
+    platform's. ``shared=True`` says other processes of the data directory use this
+    platform's broker (``pervasive up``, ``broker run``): the broker then also follows
+    certificates they issue or revoke and lists whom it admits for them.
     """
 
     def __init__(
@@ -99,10 +101,12 @@ class Platform:
         password: str | Callable[[], str] | None = None,
         persist: bool = True,
         pki: Path | None = None,
+        shared: bool = False,
     ) -> None:
         self.settings = settings
         self._password = password
         self._persist = persist
+        self._shared = shared
         self._pki = pki or settings.home / "pki"
         self._stack = AsyncExitStack()
         self._authority: CertificateAuthority | None = None
@@ -160,9 +164,9 @@ class Platform:
         """The broker ``settings.broker`` asks for, started with the CA's identities.
 
         Certificates the CA issues or revokes in this process reach the broker at once
-        (a CA listener); those issued by other processes of the same data directory at
-        the next look of the admission watch, which also lists the admitted identities
-        for them (``messaging/admission.py``).
+        (a CA listener). On a ``shared`` platform those issued by other processes of
+        the same data directory reach it at the next look of the admission watch, which
+        also lists the admitted identities for them (``messaging/admission.py``).
 
         Example: ``port = (await platform.broker()).port``.
         """
@@ -180,11 +184,12 @@ class Platform:
                 )
                 await self._stack.enter_async_context(broker)
                 ca.add_listener(broker.refresh)
-                await self._stack.enter_async_context(
-                    admission_watch(
-                        broker, ca.active_identities, ca.crl_file, admitted_file(self.root)
+                if self._shared:
+                    await self._stack.enter_async_context(
+                        admission_watch(
+                            broker, ca.active_identities, ca.crl_file, admitted_file(self.root)
+                        )
                     )
-                )
                 self._broker = broker
         return self._broker
 

@@ -52,7 +52,7 @@ async def test_a_device_reaches_the_shadow_service_the_platform_runs(
     settings: Settings, broker: str
 ) -> None:
     settings = replace(settings, broker=broker)  # type: ignore[arg-type]
-    async with Platform(settings) as platform:
+    async with Platform(settings, shared=True) as platform:
         await platform.start("ledger", "broker", "shadow")
         ledger = await platform.ledger()
         assert await ledger.balance(ledger.dev_signer(0).address) > 0
@@ -77,6 +77,7 @@ async def test_parts_are_built_once_and_lazily(settings: Settings) -> None:
         brokers = await asyncio.gather(platform.broker(), platform.broker())
         assert brokers[0] is brokers[1]
         assert platform.authority is platform.authority
+        assert not admitted_file(settings.home).exists(), "only a shared broker lists admissions"
 
 
 async def test_a_failing_start_stops_what_it_started(settings: Settings) -> None:
