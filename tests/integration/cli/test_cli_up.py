@@ -24,6 +24,7 @@ import pytest
 from pervasive.messaging import MqttClient, await_admission
 from pervasive.pki import CertificateAuthority
 from pervasive.platform import run_file
+from pervasive.platform.run_file import port_open
 
 pytestmark = [pytest.mark.slow]
 
@@ -72,17 +73,24 @@ async def shadow_round_trip(home: Path, port: int) -> dict[str, Any]:
     return result
 
 
-def test_up_runs_the_stack_until_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def test_up_runs_the_stack_until_interrupted(tmp_path: Path, backend: str) -> None:
     home = tmp_path / "home"
     code, document = status(home)
     assert (code, document["state"]) == (3, "stopped")
 
-    process = subprocess.Popen(pervasive(home, "up"), env=ENV, stdout=subprocess.PIPE,
+    command = pervasive(home, "--backend", backend, "up")
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         document = wait_running(home, process)
         endpoints = {e["name"]: e for e in document["record"]["endpoints"]}
         assert set(endpoints) == {"chain", "ca", "broker", "shadow"}
+        if backend == "anvil":  # a node other commands reach over JSON-RPC
+            assert endpoints["chain"]["address"].startswith("http://127.0.0.1:")
+            assert document["endpoints"][0] == {
+                "name": "chain", "running": True, "process_alive": True, "port_open": True
+            }  # fmt: skip
         broker = endpoints["broker"]
         credentials = document["record"]["credentials"]
         assert Path(credentials["CA certificate"]).is_file()
@@ -108,5 +116,8 @@ def test_up_runs_the_stack_until_interrupted(tmp_path: Path) -> None:
     assert "stack stopped" in output
     assert "mqtts://127.0.0.1:" in output  # the table printed the endpoints
     assert not run_file(home).exists()
+    for endpoint in endpoints.values():  # every child (mosquitto, anvil) stopped with it
+        if endpoint["port"] is not None:
+            assert not port_open(endpoint["host"], endpoint["port"], timeout=0.5), endpoint
     code, document = status(home)
     assert (code, document["state"]) == (3, "stopped")
