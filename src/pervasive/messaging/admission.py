@@ -34,6 +34,7 @@ from pervasive.errors import ConfigError
 __all__ = [
     "WATCH_SECONDS",
     "AdmissionState",
+    "AdmissionWatch",
     "admission_state",
     "admission_watch",
     "admitted_file",
@@ -87,6 +88,45 @@ def write_admitted(path: Path, identities: Iterable[str]) -> None:
     partial.replace(path)
 
 
+class AdmissionWatch:
+    """The handle of a running :func:`admission_watch`."""
+
+    def __init__(
+        self, broker: _Refreshable, identities: Callable[[], Iterable[str]], crl_file: Path
+    ) -> None:
+        self._broker = broker
+        self._identities = identities
+        self._crl_file = crl_file
+        self._refreshed: AdmissionState | None = None
+
+    def state(self) -> AdmissionState:
+        """The CA's current :class:`AdmissionState`."""
+        return admission_state(self._identities(), self._crl_file)
+
+    def refresh(self) -> None:
+        """Refresh the broker for a change made in this process (use it as the CA listener).
+
+        The broker gets the change at once, and the watch's next look, seeing that
+        state already applied, only rewrites the list instead of refreshing again.
+
+        Example: ``ca.add_listener(watch.refresh)``.
+        """
+        self._broker.refresh()
+        self._refreshed = self.state()
+
+    async def follow(self, seen: AdmissionState, path: Path, interval: float) -> None:
+        """Every ``interval`` seconds: refresh on a change from ``seen``, settle, rewrite."""
+        while True:
+            await asyncio.sleep(interval)
+            current = self.state()
+            if current != seen:
+                if current != self._refreshed:
+                    self._broker.refresh()  # a change made by another process
+                await self._broker.settle()
+                write_admitted(path, current.identities)
+                seen = current
+
+
 @asynccontextmanager
 async def admission_watch(
     broker: _Refreshable,
@@ -95,37 +135,28 @@ async def admission_watch(
     path: Path,
     *,
     interval: float = WATCH_SECONDS,
-) -> AsyncIterator[None]:
+) -> AsyncIterator[AdmissionWatch]:
     """Keep ``broker`` and the list at ``path`` in step with the CA while the block runs.
 
     Writes the list before the block starts, then every ``interval`` seconds looks
     whether a certificate was issued or revoked (by this process or another): if so it
-    refreshes the broker, waits until the change is in effect, and rewrites the list.
-    The list is removed when the block ends, so nobody waits on a stopped broker.
+    refreshes the broker (unless :meth:`AdmissionWatch.refresh` already did), waits
+    until the change is in effect, and rewrites the list. The list is removed when the
+    block ends, so nobody waits on a stopped broker.
 
     Example::
 
         async with broker, admission_watch(broker, ca.active_identities, ca.crl_file,
-                                           admitted_file(home)):
+                                           admitted_file(home)) as watch:
+            ca.add_listener(watch.refresh)
             await serve_forever()
     """
-    seen = admission_state(identities(), crl_file)
+    watch = AdmissionWatch(broker, identities, crl_file)
+    seen = watch.state()
     write_admitted(path, seen.identities)
-
-    async def watch() -> None:
-        nonlocal seen
-        while True:
-            await asyncio.sleep(interval)
-            current = admission_state(identities(), crl_file)
-            if current != seen:
-                seen = current
-                broker.refresh()
-                await broker.settle()
-                write_admitted(path, seen.identities)
-
-    task = asyncio.create_task(watch(), name=f"admission watch {path}")
+    task = asyncio.create_task(watch.follow(seen, path, interval), name=f"admission watch {path}")
     try:
-        yield
+        yield watch
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -183,13 +183,15 @@ class Platform:
                     directory=self.root / "mosquitto",
                 )
                 await self._stack.enter_async_context(broker)
-                ca.add_listener(broker.refresh)
                 if self._shared:
-                    await self._stack.enter_async_context(
+                    watch = await self._stack.enter_async_context(
                         admission_watch(
                             broker, ca.active_identities, ca.crl_file, admitted_file(self.root)
                         )
                     )
+                    ca.add_listener(watch.refresh)
+                else:
+                    ca.add_listener(broker.refresh)
                 self._broker = broker
         return self._broker
 

@@ -72,6 +72,19 @@ async def test_watch_admits_a_certificate_issued_meanwhile(tmp_path: Path) -> No
     assert not path.exists(), "a stopped broker admits nobody"
 
 
+async def test_a_change_refreshed_in_process_is_not_refreshed_again(tmp_path: Path) -> None:
+    identities = ["svc:shadow"]
+    broker = FakeBroker()
+    path = admitted_file(tmp_path)
+    async with admission_watch(broker, lambda: identities, tmp_path / "crl.pem", path,
+                               interval=0.01) as watch:  # fmt: skip
+        identities.append("lock-7")  # issued by this process: the CA calls its listener
+        watch.refresh()
+        async with asyncio.timeout(2):
+            await await_admission(tmp_path, "lock-7", poll=0.01)
+    assert broker.refreshes == 1
+
+
 async def test_watch_removes_the_list_when_the_block_fails(tmp_path: Path) -> None:
     path = admitted_file(tmp_path)
     with pytest.raises(RuntimeError):
