@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from pervasive import Platform
+from pervasive.config import Settings
 from pervasive.devices import DeviceFolder
 from pervasive.messaging import (
     ClientOptions,
@@ -82,12 +84,8 @@ class DevicePlatform:
 async def device_platform(tmp_path: Path) -> AsyncIterator[DevicePlatform]:
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (apt-get install -y mosquitto mosquitto-clients)")
-    ca = CertificateAuthority.open(tmp_path / "pki", "test password")
-    broker = MosquittoBroker(tmp_path / "mosquitto", ca.broker_credentials(), ca.active_identities)
-    await broker.start()
-    ca.add_listener(broker.refresh)
-    try:
-        yield DevicePlatform(ca, broker, tmp_path)
-    finally:
-        await broker.stop()
-        ca.close()
+    settings = Settings(home=tmp_path, broker="mosquitto", password="test password")
+    async with Platform(settings) as platform:
+        broker = await platform.broker()
+        assert isinstance(broker, MosquittoBroker)
+        yield DevicePlatform(platform.authority, broker, tmp_path)

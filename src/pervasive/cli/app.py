@@ -21,12 +21,14 @@ from pervasive.cli import (
     account,
     chain,
     code,
+    configuration,
     demo,
     demo_smartlock,
     device,
     node,
     registry,
     services,
+    stack,
 )
 from pervasive.cli.session import CliState
 from pervasive.errors import UserError
@@ -85,6 +87,9 @@ app.add_typer(code.app, name="code")
 app.add_typer(services.broker_app, name="broker")
 app.add_typer(services.shadow_app, name="shadow")
 demo.app.command("smartlock")(demo_smartlock.smartlock)
+app.command("up")(stack.up)
+app.command("status")(stack.status)
+app.command("config")(configuration.show_config)
 
 
 @app.callback()

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pervasive.cli.session import run, session, state_of
+from pervasive.cli.session import run, state_of
 
 if TYPE_CHECKING:
     from pervasive.apps.smartlock.scenario import MonthReport
@@ -116,7 +116,7 @@ def smartlock(
     Example: ``pervasive demo smartlock --locks 4 --rentals 40``.
     """
     from pervasive.apps.smartlock.chart import write_chart
-    from pervasive.apps.smartlock.scenario import run_month
+    from pervasive.apps.smartlock.scenario import demo_platform, run_month
 
     state = state_of(ctx)
     console: Console = state.console
@@ -124,7 +124,7 @@ def smartlock(
     logging.getLogger("amqtt").setLevel(logging.CRITICAL)
 
     async def go() -> MonthReport:
-        async with session(state) as s:
+        async with demo_platform(state.settings) as platform:
             columns = (
                 TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -147,8 +147,9 @@ def smartlock(
                         progress.advance(outcome, 0.5 if kind != "disputed" else 1)
 
                 report = await run_month(
-                    state.settings, s.ledger, year=year, month=month, locks=locks,
-                    rentals=rentals, tokens=tokens, rate=rate, seed=seed, artifacts=s.artifacts,
+                    platform, year=year, month=month, locks=locks, rentals=rentals,
+                    tokens=tokens, rate=rate, seed=seed,
+                    artifacts=state.settings.path("artifacts"),
                     on_setup=on_setup, on_message=on_message, on_event=on_event,
                 )  # fmt: skip
                 progress.update(setup, completed=4, description="set up")

@@ -22,7 +22,6 @@ from pervasive.errors import InvalidInput
 
 if TYPE_CHECKING:
     from pervasive.devices import DeviceFolder, SensorSpec
-    from pervasive.pki import CertificateAuthority
 
 __all__ = [
     "Account",
@@ -30,7 +29,6 @@ __all__ = [
     "app",
     "cert",
     "list_devices",
-    "open_authority",
     "register",
     "revoke",
     "simulate",
@@ -46,13 +44,6 @@ DevAccount = Annotated[
     int | None,
     typer.Option("--dev-account", help="Sign with development account N (embedded/anvil)."),
 ]
-
-
-def open_authority(state: CliState) -> CertificateAuthority:
-    from pervasive.pki import CertificateAuthority
-
-    return CertificateAuthority.open(state.settings.path("pki", "ca.cert.pem").parent,
-                                     state.password())  # fmt: skip
 
 
 def _folder(state: CliState, device_id: str) -> DeviceFolder:
@@ -119,7 +110,7 @@ def register(
             )  # fmt: skip
             return receipt.transaction_hash
 
-    ca = open_authority(state)
+    ca = state.authority()
     try:
         issued = ca.issue_device(device_id)
         tx = run(go())
@@ -146,7 +137,7 @@ def revoke(
     """
     state = state_of(ctx)
     folder = _folder(state, device_id)
-    ca = open_authority(state)
+    ca = state.authority()
     try:
         records = ca.revoke_identity(device_id)
     finally:
@@ -179,7 +170,7 @@ def list_devices(ctx: typer.Context) -> None:
     from pervasive.pki import CertificateKind
 
     state = state_of(ctx)
-    ca = open_authority(state)
+    ca = state.authority()
     try:
         records = [r for r in ca.certificates() if r.kind is CertificateKind.DEVICE]
     finally:
@@ -210,7 +201,7 @@ def cert(
     """
     state = state_of(ctx)
     folder = _folder(state, device_id)
-    ca = open_authority(state)
+    ca = state.authority()
     try:
         if rotate:
             ca.write_credentials(ca.rotate(device_id), folder.path)
@@ -255,44 +246,41 @@ def simulate(
     Example: ``pervasive device simulate --devices 100 --rate 5 --disconnect-rate 0.01``.
     """
     from pervasive.devices.simulator import SimulationPlan, SimulationReport, Simulator
-    from pervasive.messaging import create_broker
+    from pervasive.messaging import await_admission
 
     state = state_of(ctx)
     settings = state.settings
     plan = SimulationPlan(devices=devices, rate=rate, duration=duration, seed=seed,
                           disconnect_rate=disconnect_rate, offline_seconds=offline_seconds,
                           prefix=prefix)  # fmt: skip
-    ca = open_authority(state)
-    active = set(ca.active_identities())
-
-    def provision(device_id: str) -> DeviceFolder:
-        folder = _folder(state, device_id)
-        if device_id not in active:
-            ca.write_credentials(ca.issue_device(device_id), folder.path)
-        return folder
 
     async def go() -> SimulationReport:
-        folders = {d: provision(d) for d in plan.device_ids()}
-        if port is not None:
-            from pervasive.cli.services import await_admission
+        async with state.platform() as platform:
+            ca = platform.authority
+            active = set(ca.active_identities())
 
-            # a `broker run` from this home learns new certificates at its next look:
-            # until then mosquitto drops (after PUBACK) and amqtt refuses their traffic
-            for device_id in folders:
-                await await_admission(settings.home, device_id)
+            def provision(device_id: str) -> DeviceFolder:
+                folder = _folder(state, device_id)
+                if device_id not in active:
+                    ca.write_credentials(ca.issue_device(device_id), folder.path)
+                return folder
+
+            folders = {d: provision(d) for d in plan.device_ids()}
+            if port is not None:
+                # a `broker run` from this home learns new certificates at its next look:
+                # until then mosquitto drops (after PUBACK) and amqtt refuses their traffic
+                for device_id in folders:
+                    await await_admission(settings.home, device_id)
+                broker_port = port
+            else:
+                broker = await platform.broker()
+                await broker.settle()
+                broker_port = broker.port
             simulator = Simulator(plan, provision=folders.__getitem__,
-                                  host=settings.mqtt_host, port=port)  # fmt: skip
-            return await simulator.run()
-        broker = create_broker(settings, ca.broker_credentials(), ca.active_identities)
-        async with broker:
-            simulator = Simulator(plan, provision=folders.__getitem__,
-                                  host=settings.mqtt_host, port=broker.port)  # fmt: skip
+                                  host=settings.mqtt_host, port=broker_port)  # fmt: skip
             return await simulator.run()
 
-    try:
-        report = run(go())
-    finally:
-        ca.close()
+    report = run(go())
     state.console.print(
         f"{report.published} signed readings from {report.devices} devices in "
         f"{report.seconds:.1f} s ({report.rate:.0f}/s), {report.disconnects} disconnects, "

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from pervasive.cli.session import CliState, run, session, state_of
+from pervasive.cli.session import run, session, state_of
 from pervasive.errors import ConfigError, NotFound
 
 if TYPE_CHECKING:
-    from pervasive.messaging import ClientCredentials
     from pervasive.offchain import FunctionRegistry
     from pervasive.offchain.node import NodeEvent
 
@@ -50,26 +49,6 @@ def load_functions(spec: str) -> FunctionRegistry:
     if not isinstance(found, FunctionRegistry):
         raise ConfigError(f"{spec!r} is not a FunctionRegistry")
     return found
-
-
-def _credentials(state: CliState, identity: str, folder: Path | None) -> ClientCredentials:
-    """The node's TLS files: ``folder``, else issued by the local CA in ``<home>/pki``."""
-    from pervasive.messaging import ClientCredentials
-    from pervasive.pki import CertificateAuthority
-
-    if folder is not None:
-        return ClientCredentials(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    pki = state.settings.home / "pki"
-    if not pki.is_dir():
-        raise ConfigError(
-            f"no MQTT credentials for {identity}: give --credentials DIR (ca.pem, cert.pem, "
-            f"key.pem) or create a local CA in {pki} (pervasive demo smartlock does)"
-        )
-    ca = CertificateAuthority.open(pki, state.password())
-    try:
-        return ca.client_credentials(identity, state.settings.home / "mqtt")
-    finally:
-        ca.close()
 
 
 def _print_event(event: NodeEvent) -> None:
@@ -99,27 +78,38 @@ def run_node(
         Path | None, typer.Option(help="Folder with ca.pem, cert.pem and key.pem for MQTT.")
     ] = None,
     mqtt_port: Annotated[int | None, typer.Option(help="Broker port (default: settings).")] = None,
-    gap_timeout: Annotated[float, typer.Option(help="Seconds a missing message is awaited.")] = 5.0,
-    protocol_timeout: Annotated[float, typer.Option(help="Seconds before a retry.")] = 5.0,
+    gap_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds a missing message is awaited (default: [node] gap_timeout)."),
+    ] = None,
+    protocol_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds before a retry (default: [node] protocol_timeout)."),
+    ] = None,
     takeover_after: Annotated[
-        float, typer.Option(help="Seconds before a stand-in sends a missing update.")
-    ] = 10.0,
+        float | None,
+        typer.Option(
+            help="Seconds before a stand-in sends a missing update "
+            "(default: [node] takeover_after)."
+        ),
+    ] = None,
 ) -> None:
     """Run the intermediate node of ``--account`` for ``--agreement`` until Ctrl-C (or SIGTERM).
+
+    Timing and batching come from the ``[node]`` settings, the MQTT client's behaviour
+    from ``[mqtt]`` (``pervasive config`` shows them); the three timing flags override.
 
     Example: ``pervasive node run --agreement 0xAb... --account node-insurer``.
     """
     from pervasive.contracts.registry import Registry
-    from pervasive.messaging import ClientOptions
-    from pervasive.offchain.node import NodeOptions
+    from pervasive.messaging import ClientCredentials
     from pervasive.offchain.node.runner import running_node
     from pervasive.storage import ContentStore
 
     state = state_of(ctx)
     registry_functions = load_functions(functions)
-    options = NodeOptions(
-        gap_timeout=gap_timeout, protocol_timeout=protocol_timeout, takeover_after=takeover_after
-    )
+    overrides = {"gap_timeout": gap_timeout, "protocol_timeout": protocol_timeout,
+                 "takeover_after": takeover_after}  # fmt: skip
 
     async def go() -> None:
         async with session(state) as s:
@@ -132,10 +122,24 @@ def run_node(
                 raise NotFound(f"{signer.address} is not a registered intermediate node")
             identity = f"svc:node.{node.id}"
             settings = state.settings
-            mqtt = ClientOptions(
-                settings.mqtt_host,
-                mqtt_port or settings.mqtt_port,
-                _credentials(state, identity, credentials),
+            options = s.platform.node_options(
+                **{k: v for k, v in overrides.items() if v is not None}
+            )
+            given = None
+            if credentials is not None:
+                given = ClientCredentials(
+                    credentials / "ca.pem", credentials / "cert.pem", credentials / "key.pem"
+                )
+            elif not s.platform.pki_directory.is_dir():
+                raise ConfigError(
+                    f"no MQTT credentials for {identity}: give --credentials DIR (ca.pem, "
+                    f"cert.pem, key.pem) or create a local CA in {s.platform.pki_directory} "
+                    "(pervasive up does)"
+                )
+            mqtt = s.platform.client_options(
+                identity,
+                port=mqtt_port or settings.mqtt_port,
+                credentials=given,
                 client_id=f"node-{signer.address.lower()}",
                 outbox=settings.path("nodes", signer.address.lower(), "outbox.sqlite"),
             )

@@ -10,31 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from pervasive.cli.device import open_authority
 from pervasive.cli.session import CliState, run_until_stopped, state_of
-from pervasive.errors import ConfigError
 
-if TYPE_CHECKING:
-    from pervasive.pki import CertificateAuthority
-
-__all__ = [
-    "admitted_file",
-    "await_admission",
-    "broker_app",
-    "get_shadow",
-    "run_broker",
-    "run_shadow",
-    "shadow_app",
-]
-
-_WATCH_SECONDS = 0.25
-"""How often ``broker run`` looks for certificates issued or revoked elsewhere."""
+__all__ = ["broker_app", "get_shadow", "run_broker", "run_shadow", "shadow_app"]
 
 broker_app = typer.Typer(no_args_is_help=True, help="The MQTT broker devices connect to.")
 shadow_app = typer.Typer(
@@ -59,84 +42,28 @@ def run_broker(ctx: typer.Context, *, port: _PORT = None) -> None:
     """
     from dataclasses import replace
 
-    from pervasive.messaging import create_broker
+    from pervasive.platform import Platform
 
     state = state_of(ctx)
     settings = state.settings if port is None else replace(state.settings, mqtt_port=port)
-    admitted = admitted_file(settings.home)
-    ca = open_authority(state)
 
     async def go() -> None:
-        broker = create_broker(settings, ca.broker_credentials(), ca.active_identities)
-        async with broker:
-            # the admitted list first: whoever starts on the line below waits on that file
-            seen = _identity_state(ca)
-            _write_admitted(admitted, seen[0])
+        # the platform's broker keeps <home>/broker/admitted.json in step with the CA
+        # (certificates issued or revoked by other processes take effect at its next
+        # look); the list is written before the line below, which others wait for
+        async with Platform(settings, password=state.password, shared=True) as platform:
+            broker = await platform.broker()
             state.console.print(
                 f"{type(broker).__name__} listening on {settings.mqtt_host}:{broker.port} "
-                f"(TLS, client certificates of {escape(str(ca.directory))}); Ctrl-C stops it",
+                f"(TLS, client certificates of {escape(str(platform.pki_directory))}); "
+                "Ctrl-C stops it",
                 highlight=False,
                 soft_wrap=True,
             )
-            while True:  # certificates issued or revoked by other processes
-                await asyncio.sleep(_WATCH_SECONDS)
-                if (current := _identity_state(ca)) != seen:
-                    seen = current
-                    broker.refresh()
-                    await broker.settle()
-                    _write_admitted(admitted, seen[0])
+            await asyncio.Event().wait()
 
-    try:
-        run_until_stopped(go())
-    finally:
-        ca.close()
-        admitted.unlink(missing_ok=True)
+    run_until_stopped(go())
     state.console.print("broker stopped")
-
-
-def admitted_file(home: Path) -> Path:
-    """Where ``broker run`` lists the identities its ACL grants right now."""
-    return home / "broker" / "admitted.json"
-
-
-def _write_admitted(path: Path, identities: tuple[str, ...]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(list(identities)))
-    partial.replace(path)
-
-
-async def await_admission(home: Path, identity: str, *, timeout: float = 15.0) -> None:
-    """Wait until the broker run from ``home`` grants ``identity`` its topics.
-
-    A broker silently drops what an identity it does not know yet publishes or
-    subscribes to; a certificate issued a moment ago is known at the broker's next look
-    (``_WATCH_SECONDS``). Returns at once when no broker runs from ``home`` (one
-    elsewhere is out of our sight). Raises :class:`ConfigError` at ``timeout``.
-
-    Example: ``await await_admission(settings.home, "svc:shadow")``.
-    """
-    path = admitted_file(home)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while path.exists():
-        try:
-            if identity in json.loads(path.read_text()):
-                return
-        except (OSError, ValueError):
-            pass  # replaced under our feet: read it again
-        if loop.time() > deadline:
-            raise ConfigError(
-                f"the broker run from {home} has not admitted {identity!r} after {timeout:g}s; "
-                "is its certificate revoked (`pervasive device list`)?"
-            )
-        await asyncio.sleep(_WATCH_SECONDS / 5)
-
-
-def _identity_state(ca: CertificateAuthority) -> tuple[tuple[str, ...], int]:
-    """What the broker's ACL and CRL depend on: active identities, the CRL's mtime."""
-    crl = ca.directory / "crl.pem"
-    return tuple(sorted(ca.active_identities())), crl.stat().st_mtime_ns if crl.exists() else 0
 
 
 @shadow_app.command("run")
@@ -148,26 +75,27 @@ def run_shadow(
     """Serve every thing's shadow over the broker at ``--port`` until Ctrl-C.
 
     Shadows persist in ``<home>/shadow.sqlite``: a restart loses no accepted update.
+    The ``[shadow]`` settings bound requests, the ``[mqtt]`` settings the client.
 
     Example: ``pervasive shadow run --port 8883``.
     """
-    from pervasive.messaging import ClientOptions, MqttClient
-    from pervasive.shadow import ShadowService, ShadowStore
+    from pervasive.messaging import MqttClient, await_admission
+    from pervasive.platform import SHADOW_IDENTITY
+    from pervasive.shadow import ShadowCore, ShadowService, ShadowStore
 
     state = state_of(ctx)
     settings = state.settings
-    ca = open_authority(state)
-    credentials = ca.client_credentials("svc:shadow", settings.path("mqtt"))
-    ca.close()
     store = ShadowStore.open(settings.path("shadow.sqlite"))
     service: ShadowService | None = None
 
     async def go() -> None:
         nonlocal service
-        await await_admission(settings.home, "svc:shadow")
-        options = ClientOptions(settings.mqtt_host, port, credentials)
+        async with state.platform() as platform:
+            options = platform.client_options(SHADOW_IDENTITY, port=port)
+            limits = platform.shadow_limits()
+        await await_admission(settings.home, SHADOW_IDENTITY)
         async with MqttClient(options) as client:
-            service = ShadowService(client, store)
+            service = ShadowService(client, store, ShadowCore(limits))
             state.console.print(
                 f"shadow service on {settings.mqtt_host}:{port} as svc:shadow; Ctrl-C stops it",
                 highlight=False,

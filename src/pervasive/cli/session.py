@@ -21,10 +21,12 @@ from rich.console import Console
 
 from pervasive.config import Settings, load_settings
 from pervasive.errors import InvalidInput
+from pervasive.platform import Platform
 
 if TYPE_CHECKING:  # the chain stack loads in about two seconds: only when a command needs it
     from pervasive.chain import Keystore, Ledger, Signer
     from pervasive.contracts import DeploymentBook, Registry
+    from pervasive.pki import CertificateAuthority
 
 __all__ = ["CliState", "Session", "run", "run_until_stopped", "session", "state_of"]
 
@@ -56,6 +58,20 @@ class CliState:
         from pervasive.chain import Keystore
 
         return Keystore(self.settings.path("keystore"))
+
+    def platform(self) -> Platform:
+        """A :class:`Platform` of these settings; the CA password is asked when needed.
+
+        Example: ``async with state.platform() as platform: await platform.broker()``.
+        """
+        return Platform(self.settings, password=self.password)
+
+    def authority(self) -> CertificateAuthority:
+        """The platform CA in ``<home>/pki`` (created on first use); the caller closes it."""
+        from pervasive.pki import CertificateAuthority
+
+        return CertificateAuthority.open(self.settings.path("pki", "ca.cert.pem").parent,
+                                         self.password())  # fmt: skip
 
     def password(self, *, confirm: bool = False) -> str:
         """The keystore password: ``PERVASIVE_PASSWORD`` (or the config), else a hidden prompt."""
@@ -112,9 +128,10 @@ def run_until_stopped(coroutine: Coroutine[Any, Any, None]) -> None:
 
 @dataclass
 class Session:
-    """An open ledger plus the deployment book of the data directory."""
+    """An open platform (its ledger opened) plus the deployment book of the data directory."""
 
     state: CliState
+    platform: Platform
     ledger: Ledger
     book: DeploymentBook
 
@@ -147,21 +164,22 @@ class Session:
 
 @asynccontextmanager
 async def session(state: CliState) -> AsyncIterator[Session]:
-    """Open the configured ledger and deployment book; close both afterwards.
+    """Open a :class:`Platform` with its ledger, and the deployment book; close all afterwards.
+
+    Other parts (the CA, a broker) are built through ``s.platform`` when a command
+    needs them, and stop with the session.
 
     Example::
 
         async with session(state) as s:
             registry = await s.registry(s.signer(None, 0))
     """
-    from pervasive.chain import open_ledger
     from pervasive.contracts import DeploymentBook
 
-    settings = state.settings
-    ledger = await open_ledger(settings)
-    book = DeploymentBook(settings.path("deployments.sqlite"))
-    try:
-        yield Session(state, ledger, book)
-    finally:
-        book.close()
-        await ledger.close()
+    async with state.platform() as platform:
+        ledger = await platform.ledger()
+        book = DeploymentBook(state.settings.path("deployments.sqlite"))
+        try:
+            yield Session(state, platform, ledger, book)
+        finally:
+            book.close()

@@ -12,6 +12,7 @@ from pervasive.messaging.access import (
     may_receive,
     may_subscribe,
 )
+from pervasive.messaging.admission import admission_watch, admitted_file, await_admission
 from pervasive.messaging.broker import Broker, create_broker
 from pervasive.messaging.client import ClientOptions, MqttClient
 from pervasive.messaging.dedupe import Deduplicator
@@ -54,6 +55,9 @@ __all__ = [
     "OutboxEntry",
     "ShadowTopic",
     "TopicDenied",
+    "admission_watch",
+    "admitted_file",
+    "await_admission",
     "create_broker",
     "device_topic",
     "device_topic_filter",

@@ -110,6 +110,11 @@ class MosquittoBroker:
         return self._process is not None and self._process.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        """The mosquitto process's id while it runs (for run files and status checks)."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
     def config_file(self) -> Path:
         """The generated ``mosquitto.conf``."""
         return self.directory / "mosquitto.conf"

@@ -20,10 +20,15 @@ from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from pervasive.cli.app import app
-from pervasive.cli.services import await_admission
 from pervasive.devices import DeviceFolder, ReadingVerifier
 from pervasive.devices.simulator import LOCATION_SENSOR, EventKind, SimulationPlan, schedule
-from pervasive.messaging import ClientOptions, MqttClient, MqttMessage, find_mosquitto
+from pervasive.messaging import (
+    ClientOptions,
+    MqttClient,
+    MqttMessage,
+    await_admission,
+    find_mosquitto,
+)
 from pervasive.pki import CertificateAuthority
 
 ENV = {**os.environ, "PERVASIVE_PASSWORD": "pw"}

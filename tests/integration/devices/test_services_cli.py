@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pervasive.cli.services import await_admission
-from pervasive.messaging import ClientCredentials, ClientOptions, MqttClient
+from pervasive.messaging import ClientCredentials, ClientOptions, MqttClient, await_admission
 from pervasive.pki import CertificateAuthority
 
 pytestmark = [pytest.mark.slow, pytest.mark.mosquitto]

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from pervasive import Platform as PervasivePlatform
+from pervasive.config import Settings
 from pervasive.messaging import (
     ClientCredentials,
     ClientOptions,
@@ -69,17 +71,7 @@ class Platform:
 
 
 async def _platform(kind: str, root: Path) -> AsyncIterator[Platform]:
-    ca = CertificateAuthority.open(root / "pki", "test password")
-    credentials = ca.broker_credentials()
-    broker: MosquittoBroker | EmbeddedBroker
-    if kind == "mosquitto":
-        broker = MosquittoBroker(root / "mosquitto", credentials, ca.active_identities)
-    else:
-        broker = EmbeddedBroker(credentials, ca.active_identities)
-    await broker.start()
-    ca.add_listener(broker.refresh)
-    try:
-        yield Platform(ca, broker, root, kind)
-    finally:
-        await broker.stop()
-        ca.close()
+    settings = Settings(home=root, broker=kind, password="test password")  # type: ignore[arg-type]
+    async with PervasivePlatform(settings) as platform:
+        broker = await platform.broker()
+        yield Platform(platform.authority, broker, root, kind)

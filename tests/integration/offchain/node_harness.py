@@ -23,6 +23,7 @@ from pervasive.apps.smartlock import (
     smart_lock_declaration,
 )
 from pervasive.chain import Ledger, Signer
+from pervasive.config import Settings
 from pervasive.contracts import Agreement, DeploymentBook, Registry
 from pervasive.crypto import PrivateKey
 from pervasive.domain import QoS, Reaction, ReactionKind, SigningMode
@@ -41,6 +42,7 @@ from pervasive.offchain.node import (
     sensor_topic,
 )
 from pervasive.pki import CertificateAuthority
+from pervasive.platform import Platform
 from pervasive.sensing import SensorMessage, sign_sensor_message
 
 RATE = 10**9
@@ -62,6 +64,7 @@ class Harness:
     mode: SigningMode
     artifacts: Path
     plan: AgreementPlan | None = None
+    platform: Platform | None = None
     clients: list[MqttClient] = field(default_factory=list)
 
     @classmethod
@@ -106,13 +109,13 @@ class Harness:
         agreement = await provision_agreement(
             ledger, ledger.dev_signer(0), plan, registry=registry, artifacts=artifacts
         )
-        ca = CertificateAuthority.open(root / "pki", "test password")
-        broker = EmbeddedBroker(ca.broker_credentials(), ca.active_identities)
-        await broker.start()
-        ca.add_listener(broker.refresh)
+        settings = Settings(home=root, broker="embedded", password="test password")
+        platform = Platform(settings)  # CA and broker; the ledger is the test's
+        broker = await platform.broker()
+        assert isinstance(broker, EmbeddedBroker)
         return cls(
-            ledger, root, agreement, registry, ca, broker, month, lock_keys, signers, mode,
-            artifacts, plan,
+            ledger, root, agreement, registry, platform.authority, broker, month, lock_keys,
+            signers, mode, artifacts, plan, platform=platform,
         )  # fmt: skip
 
     def options(self, identity: str, *, durable: bool = False) -> ClientOptions:
@@ -181,8 +184,8 @@ class Harness:
         for client in self.clients:
             with contextlib.suppress(Exception):
                 await client.close()
-        await self.broker.stop()
-        self.ca.close()
+        if self.platform is not None:
+            await self.platform.stop()
 
 
 @contextlib.asynccontextmanager

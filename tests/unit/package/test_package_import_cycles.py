@@ -14,8 +14,7 @@ importing it, so it sees every path the code can take):
 - ``from package import name`` points at ``package.name`` when that is a module,
   otherwise at the package (its ``__init__``, which runs);
 - imports under ``if TYPE_CHECKING:`` are left out: they never run, and with
-  ``from __future__ import annotations`` they only name types in annotations. (Today
-  the graph has the same cycles with or without them.)
+  ``from __future__ import annotations`` they only name types in annotations.
 - importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__`` too; those implicit
   parent-package edges are left out, as import-linter leaves them out: a package that
   re-exports its modules would otherwise be in a cycle with each of them.
@@ -27,18 +26,9 @@ import ast
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-import pytest
-
 import pervasive
 
 SOURCE = Path(pervasive.__file__).parent
-
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # cli.device imports await_admission inside a command, cli.services imports
-    # open_authority: untied by whoever works on cli/ under the "Foundations" issue.
-    frozenset({"pervasive.cli.device", "pervasive.cli.services"}),
-}
-"""Cycles still present, each fixed elsewhere: delete its line when it is gone."""
 
 
 def module_files(root: Path) -> dict[str, Path]:
@@ -148,19 +138,10 @@ def _show(components: Iterable[frozenset[str]]) -> str:
 
 def test_no_module_is_in_an_import_cycle() -> None:
     found = cycles(import_graph(SOURCE))
-    new = found - KNOWN_CYCLES
-    assert not new, (
-        f"import cycles: {_show(new)}. Move the shared part down a layer (or into its own "
+    assert not found, (
+        f"import cycles: {_show(found)}. Move the shared part down a layer (or into its own "
         "module) so the dependency points one way; a function-level import does not count "
         "as a fix"
-    )
-
-
-@pytest.mark.parametrize("known", sorted(KNOWN_CYCLES, key=sorted), ids=min)
-def test_every_allowed_cycle_still_exists(known: frozenset[str]) -> None:
-    found = cycles(import_graph(SOURCE))
-    assert known in found, (
-        f"the cycle {_show([known])} is gone (or changed): delete it from KNOWN_CYCLES"
     )
 
 

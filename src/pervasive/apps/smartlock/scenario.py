@@ -1,9 +1,10 @@
 """The smart-lock case study end to end: chain, broker, registry, agreement, nodes, rentals.
 
-What :func:`run_month` does (paper 002, sections 2 and 4):
+What :func:`run_month` does (paper 002, sections 2 and 4), on a :class:`Platform`
+(:func:`demo_platform` builds the demo's own):
 
-1. starts a platform CA and an MQTT broker in ``<home>/smartlock`` (the embedded broker
-   unless the settings insist on mosquitto);
+1. starts the platform's CA and MQTT broker (the demo's: in ``<home>/smartlock``, the
+   embedded broker unless the settings insist on mosquitto);
 2. registers the provider and the insurer (users), the locks (sensors declaring
    ``[bicycle, token, unlocked, time]``) and one intermediate node per party, creates
    the agreement (window = one month of each lock, ``f`` = :data:`RENTAL_TIME`, reaction =
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pervasive.apps.smartlock.rental import (
@@ -39,12 +40,11 @@ from pervasive.config import Settings
 from pervasive.contracts import Agreement, Registry
 from pervasive.crypto import PrivateKey, keccak256
 from pervasive.domain import QoS, Reaction, ReactionKind
-from pervasive.messaging import ClientOptions, EmbeddedBroker, MosquittoBroker, MqttClient
+from pervasive.messaging import MqttClient
 from pervasive.offchain.node import (
     AgreementPlan,
     IntermediateNodeService,
     NodeEvent,
-    NodeOptions,
     NodePlan,
     PartyPlan,
     SensorPlan,
@@ -52,10 +52,10 @@ from pervasive.offchain.node import (
     sensor_topic,
 )
 from pervasive.offchain.node.runner import running_node
-from pervasive.pki import CertificateAuthority
+from pervasive.platform import Platform
 from pervasive.sensing.message import sign_sensor_message
 
-__all__ = ["DEMO_PASSWORD", "MonthReport", "NodeReport", "lock_key", "run_month"]
+__all__ = ["DEMO_PASSWORD", "MonthReport", "NodeReport", "demo_platform", "lock_key", "run_month"]
 
 DEMO_PASSWORD = "pervasive smart-lock demo"  # noqa: S105 - a local demo CA, documented as such
 """Password of the demo's own CA (``<home>/smartlock/pki``); not the platform's."""
@@ -111,18 +111,23 @@ class MonthReport:
         return None if self.recorded_at is None else self.recorded_at - self.published_at
 
 
-async def _broker(
-    settings: Settings, ca: CertificateAuthority, root: Path
-) -> EmbeddedBroker | MosquittoBroker:
-    credentials = ca.broker_credentials()
-    if settings.broker == "mosquitto":
-        return MosquittoBroker(root / "mosquitto", credentials, ca.active_identities)
-    return EmbeddedBroker(credentials, ca.active_identities, host=settings.mqtt_host)
+def demo_platform(settings: Settings, *, persist: bool = True) -> Platform:
+    """The demo's platform: the chain of ``settings``, its own CA in ``<home>/smartlock``.
+
+    The CA's password is :data:`DEMO_PASSWORD`, so the demo never asks for the
+    platform's; its broker is the embedded one unless ``settings.broker`` is
+    ``mosquitto``.
+
+    Example: ``async with demo_platform(settings) as platform: await run_month(platform)``.
+    """
+    if settings.broker == "auto":
+        settings = replace(settings, broker="embedded")
+    pki = settings.home / "smartlock" / "pki"
+    return Platform(settings, password=DEMO_PASSWORD, persist=persist, pki=pki)
 
 
 async def run_month(
-    settings: Settings,
-    ledger: Ledger,
+    platform: Platform,
     *,
     year: int = 2026,
     month: int = 3,
@@ -137,27 +142,18 @@ async def run_month(
     on_event: Callable[[NodeEvent], None] = lambda event: None,
     timeout: float = 120.0,
 ) -> MonthReport:
-    """Run the case study for one month on ``ledger``; return what happened.
+    """Run the case study for one month on ``platform``; return what happened.
 
-    Example: ``report = await run_month(settings, ledger, locks=2, rentals=10)``.
+    Example: ``report = await run_month(demo_platform(settings), locks=2, rentals=10)``.
     """
     simulated = simulate_month(year, month, locks=locks, rentals=rentals, tokens=tokens, seed=seed)
-    root = settings.home / "smartlock"
-    root.mkdir(parents=True, exist_ok=True)
     on_setup("certificate authority and MQTT broker")
-    ca = CertificateAuthority.open(root / "pki", DEMO_PASSWORD)
-    broker = await _broker(settings, ca, root)
-    await broker.start()
-    ca.add_listener(broker.refresh)
-    try:
-        return await _run(
-            settings, ledger, ca=ca, port=broker.port, root=root, simulated=simulated,
-            rate=rate, artifacts=artifacts, on_setup=on_setup, on_message=on_message,
-            on_event=on_event, timeout=timeout,
-        )  # fmt: skip
-    finally:
-        await broker.stop()
-        ca.close()
+    ledger = await platform.ledger()
+    await platform.broker()
+    return await _run(
+        platform, ledger, simulated=simulated, rate=rate, artifacts=artifacts,
+        on_setup=on_setup, on_message=on_message, on_event=on_event, timeout=timeout,
+    )  # fmt: skip
 
 
 def _plan(ledger: Ledger, simulated: RentalMonth, rate: int) -> AgreementPlan:
@@ -187,12 +183,9 @@ def _plan(ledger: Ledger, simulated: RentalMonth, rate: int) -> AgreementPlan:
 
 
 async def _run(
-    settings: Settings,
+    platform: Platform,
     ledger: Ledger,
     *,
-    ca: CertificateAuthority,
-    port: int,
-    root: Path,
     simulated: RentalMonth,
     rate: int,
     artifacts: Path | None,
@@ -210,25 +203,25 @@ async def _run(
     )
     report = MonthReport(simulated, agreement.address, rate, simulated.window_size)
     on_setup("intermediate nodes")
+    root = platform.root
     async with contextlib.AsyncExitStack() as stack:
         services: list[IntermediateNodeService] = []
         for node in plan.nodes:
             identity = f"svc:node.{node.id}"
-            options = ClientOptions(
-                "127.0.0.1", port, ca.client_credentials(identity, root / "mqtt"),
-                outbox=root / "nodes" / f"{node.id}-outbox.sqlite",
-            )  # fmt: skip
+            options = platform.client_options(
+                identity, outbox=root / "nodes" / f"{node.id}-outbox.sqlite"
+            )
             service = await stack.enter_async_context(
                 running_node(
                     ledger, registry, agreement.address, node.signer, options,
                     database=root / "nodes" / f"{node.id}.sqlite", functions=FUNCTIONS,
-                    options=NodeOptions(gap_timeout=2.0, protocol_timeout=5.0, takeover_after=5.0),
+                    options=platform.node_options(gap_timeout=2.0, takeover_after=5.0),
                     on_event=on_event, artifacts=artifacts,
                 )
             )  # fmt: skip
             services.append(service)
             report.nodes.append(NodeReport(node.id, node.signer.address))
-        await _publish(ca, port, root, simulated, report, on_message=on_message)
+        await _publish(platform, simulated, report, on_message=on_message)
         report.published_at = time.time()
         await _await_outcome(services, timeout)
         _collect(report, services)
@@ -237,9 +230,7 @@ async def _run(
 
 
 async def _publish(
-    ca: CertificateAuthority,
-    port: int,
-    root: Path,
+    platform: Platform,
     simulated: RentalMonth,
     report: MonthReport,
     *,
@@ -249,10 +240,7 @@ async def _publish(
     sessions: dict[int, MqttClient] = {}
     try:
         for i in range(len(simulated.locks)):
-            options = ClientOptions(
-                "127.0.0.1", port, ca.client_credentials(f"lock-{i}", root / "mqtt")
-            )
-            sessions[i] = MqttClient(options)
+            sessions[i] = MqttClient(platform.client_options(f"lock-{i}"))
             await sessions[i].connect()
         declarations = [smart_lock_declaration(lock_key(i).public_key.to_bytes()) for i in sessions]
         per_lock: dict[int, list[bytes]] = {i: [] for i in sessions}

@@ -1,0 +1,218 @@
+"""``pervasive up`` and ``pervasive status``: the local stack in one command, and a look at it.
+
+``up`` builds a :class:`~pervasive.platform.Platform` from the settings and starts the
+chain, the CA, the MQTT broker and the shadow service, prints every endpoint and the
+credential files in a table, writes ``<home>/run.json`` and runs until Ctrl-C or
+SIGTERM, when it stops every part and removes the run file. ``status`` reads the run
+file and checks each endpoint (process alive, port connectable).
+
+The embedded chain is an in-process EVM that every command opens itself: ``up`` checks
+that it opens and reports its state file, but does not hold it (two processes must not
+run one embedded chain). With ``backend = "anvil"`` ``up`` runs the anvil node and
+prints how other commands reach it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pervasive.cli.session import CliState, run_until_stopped, state_of
+from pervasive.errors import InternalError, InvalidInput
+from pervasive.platform import (
+    Endpoint,
+    Platform,
+    RunRecord,
+    check,
+    read_run_record,
+    run_file,
+    write_run_record,
+)
+
+if TYPE_CHECKING:
+    from pervasive.config import Settings
+    from pervasive.platform import EndpointHealth
+
+__all__ = ["EXIT_DEGRADED", "EXIT_NOT_RUNNING", "status", "up"]
+
+EXIT_NOT_RUNNING = 3
+"""``pervasive status`` exit code when nothing runs (as LSB's *program is not running*)."""
+EXIT_DEGRADED = 1
+"""``pervasive status`` exit code when the stack runs but an endpoint does not answer."""
+
+
+def up(
+    ctx: typer.Context,
+    *,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Broker TLS port (default: the mqtt_port setting; 0 picks a free one)."),
+    ] = None,
+) -> None:
+    """Start the local stack (chain, CA, MQTT broker, shadow service) until Ctrl-C.
+
+    The chain is the configured backend (the embedded EVM by default, or anvil); the
+    broker follows the ``broker`` setting (mosquitto when installed, else the embedded
+    one). Every endpoint and credential path is printed, and written to
+    ``<home>/run.json`` for ``pervasive status``; Ctrl-C or SIGTERM stops every part and
+    removes the file. The CA key needs the platform password (PERVASIVE_PASSWORD).
+
+    Example: ``PERVASIVE_PASSWORD=s3cret pervasive up --port 8883``.
+    """
+    state = state_of(ctx)
+    settings = state.settings if port is None else replace(state.settings, mqtt_port=port)
+    path = run_file(settings.home)
+    previous = read_run_record(path)
+    if previous is not None and any(h.process_alive for h in check(previous, timeout=0.2)):
+        raise InvalidInput(
+            f"a stack already runs from {settings.home} (pid {previous.pid}); "
+            "`pervasive status` shows it, Ctrl-C in its terminal (or kill -TERM) stops it"
+        )
+
+    async def go() -> None:
+        async with Platform(settings, password=state.password, shared=True) as platform:
+            extra: list[Endpoint] = []
+            if settings.backend == "embedded":
+                extra.append(await _embedded_chain(settings))
+                await platform.start("broker", "shadow")
+            else:
+                await platform.start("ledger", "broker", "shadow")
+            record = platform.run_record()
+            record = replace(record, endpoints=(*extra, *record.endpoints))
+            write_run_record(path, record)
+            try:
+                _print_record(state, record)
+                state.console.print(
+                    f"stack running from {escape(str(settings.home))}; "
+                    f"run file {escape(str(path))}. Ctrl-C stops it",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                # runs until cancelled (Ctrl-C); a shadow service that fails ends `up` with
+                # its error instead of leaving a stack that only looks alive
+                await (await platform.shadow()).task
+                raise InternalError("the shadow service stopped serving without an error")
+            finally:
+                path.unlink(missing_ok=True)
+
+    run_until_stopped(go())
+    state.console.print("stack stopped", highlight=False)
+
+
+async def _embedded_chain(settings: Settings) -> Endpoint:
+    """Open the embedded chain once (it works, which chain id), then let it go."""
+    async with Platform(settings) as probe:
+        ledger = await probe.ledger()
+        block = await ledger.block_number()
+        record = probe.run_record()
+    (chain,) = (e for e in record.endpoints if e.name == "chain")
+    return replace(
+        chain,
+        address="in-process (each command opens it)",
+        pid=None,
+        detail=f"{chain.detail}; block {block}",
+    )
+
+
+def status(
+    ctx: typer.Context,
+    *,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run record and checks as JSON.")
+    ] = False,
+) -> None:
+    """Show what ``pervasive up`` runs from this data directory, and whether it answers.
+
+    Reads ``<home>/run.json`` and checks every endpoint: its process is alive and its
+    port accepts a connection. Exit code 0 when everything runs, 1 when some endpoint
+    does not answer, 3 when nothing runs (no run file, or its process is gone).
+
+    Example: ``pervasive status --json``.
+    """
+    state = state_of(ctx)
+    home = state.settings.home
+    record = read_run_record(run_file(home))
+    health = check(record) if record is not None else []
+    alive = record is not None and any(h.process_alive for h in health)
+    if as_json:
+        document = {
+            "home": str(home),
+            "state": _state(record, health),
+            "record": asdict(record) if record is not None else None,
+            "endpoints": [
+                {
+                    "name": h.endpoint.name,
+                    "running": h.running,
+                    "process_alive": h.process_alive,
+                    "port_open": h.port_open,
+                }
+                for h in health
+            ],
+        }
+        typer.echo(json.dumps(document, indent=2))
+    elif record is None:
+        state.console.print(f"stopped: nothing runs from {escape(str(home))} (no run file)")
+    elif not alive:
+        state.console.print(
+            f"stopped: the stack started from {escape(str(home))} (pid {record.pid}) is gone; "
+            f"its stale run file {escape(str(run_file(home)))} can be removed",
+            soft_wrap=True,
+        )
+    else:
+        _print_record(state, record, health)
+    code = {"running": 0, "degraded": EXIT_DEGRADED}.get(_state(record, health), EXIT_NOT_RUNNING)
+    raise typer.Exit(code)
+
+
+def _health_json(health: EndpointHealth) -> dict[str, object]:
+    return {
+        "name": health.endpoint.name,
+        "running": health.running,
+        "process_alive": health.process_alive,
+        "port_open": health.port_open,
+    }
+
+
+def _state(record: RunRecord | None, health: list[EndpointHealth]) -> str:
+    if record is None or not any(h.process_alive for h in health):
+        return "stopped"
+    return "running" if all(h.running for h in health) else "degraded"
+
+
+def _print_record(
+    state: CliState, record: RunRecord, health: list[EndpointHealth] | None = None
+) -> None:
+    started = datetime.datetime.fromtimestamp(record.started_at).isoformat(timespec="seconds")
+    table = Table(title=f"pervasive stack (pid {record.pid}, since {started})")
+    for column in ("part", "kind", "endpoint", "pid"):
+        table.add_column(column, overflow="fold")
+    if health is not None:
+        table.add_column("status", no_wrap=True)
+    by_name = {h.endpoint.name: h for h in health or []}
+    for endpoint in record.endpoints:
+        row = [escape(cell) for cell in (endpoint.name, endpoint.kind, endpoint.address,
+                                         str(endpoint.pid or "-"))]  # fmt: skip
+        if health is not None:
+            found = by_name[endpoint.name]
+            row.append("[green]running[/green]" if found.running else "[red]not answering[/red]")
+        table.add_row(*row)
+    state.console.print(table)
+    for endpoint in record.endpoints:
+        if endpoint.detail:
+            state.console.print(
+                f"  [bold]{escape(endpoint.name)}[/bold]: {escape(endpoint.detail)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    files = Table(title="credentials")
+    files.add_column("what")
+    files.add_column("path", overflow="fold")
+    for name, path in record.credentials.items():
+        files.add_row(escape(name), escape(path))
+    state.console.print(files)

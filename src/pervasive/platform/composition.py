@@ -1,0 +1,407 @@
+"""``Platform``: the one composition root, from settings to running parts.
+
+One object builds what a pervasive process needs from one
+:class:`~pervasive.config.Settings`: the ledger (``chain/``), the certificate
+authority (``pki/``), the MQTT broker (``messaging/``) and the shadow service
+(``shadow/``), plus the option objects the settings' sections describe
+(:meth:`client_options`, :meth:`node_options`). Parts are built on first use and in
+dependency order (the shadow service needs the broker, which needs the CA); they stop
+in the reverse order when the platform stops, each one even when another failed.
+Nothing is built at import time and nothing is global: tests build one per test.
+
+Layout of the data directory (``settings.home``, the *root* unless ``pki`` moves it)::
+
+    pki/              the CA (key encrypted with the platform password), CRL, broker cert
+    mqtt/<identity>/  client credentials the platform issued (svc:shadow, nodes, ...)
+    broker/admitted.json   identities the running broker admits (see messaging/admission)
+    mosquitto/        mosquitto's configuration, ACL, log and persistence
+    shadow.sqlite     the shadow store; chain/  the embedded chain or anvil's state
+
+Example::
+
+    async with Platform(load_settings(), password="s3cret") as platform:
+        ledger = await platform.ledger()
+        broker = await platform.broker()
+        options = platform.client_options("lock-7")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
+from urllib.parse import urlsplit
+
+from pervasive.config import Settings
+from pervasive.errors import ConfigError, InvalidInput
+from pervasive.platform.run_file import (
+    Endpoint,
+    RunRecord,
+    pid_alive,
+    read_run_record,
+    run_file,
+)
+
+if TYPE_CHECKING:  # the chain stack takes seconds to import: only when a part needs it
+    from pervasive.chain import Ledger
+    from pervasive.messaging import (
+        ClientCredentials,
+        ClientOptions,
+        EmbeddedBroker,
+        MosquittoBroker,
+        MqttClient,
+    )
+    from pervasive.offchain.node import NodeOptions
+    from pervasive.pki import CertificateAuthority
+    from pervasive.shadow import ShadowLimits, ShadowService
+
+__all__ = ["SHADOW_IDENTITY", "Part", "Platform", "RunningShadow"]
+
+Part = Literal["ledger", "authority", "broker", "shadow"]
+"""What :meth:`Platform.start` can start by name."""
+
+SHADOW_IDENTITY = "svc:shadow"
+"""The MQTT identity of the shadow service."""
+
+
+@dataclass
+class RunningShadow:
+    """The shadow service, its MQTT session and the task that serves it."""
+
+    service: ShadowService
+    client: MqttClient
+    task: asyncio.Task[None]
+
+
+class Platform:
+    """Ledger, CA, broker and shadow service, built from ``settings`` on first use.
+
+    ``password`` unlocks the CA key: a string, or a callable asked once when the CA
+    is first opened (the CLI's prompt); else ``settings.password``. ``persist=False``
+    gives the embedded and anvil backends a throw-away chain. ``pki`` moves the CA
+    folder (default ``<home>/pki``); its parent is the root of the CA-related files
+    (``mqtt/``, ``broker/``, ``mosquitto/``), so a demo can keep its own CA beside the
+    platform's. ``shared=True`` says other processes of the data directory use this
+    platform's broker (``pervasive up``, ``broker run``): the broker then also follows
+    certificates they issue or revoke and lists whom it admits for them.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        password: str | Callable[[], str] | None = None,
+        persist: bool = True,
+        pki: Path | None = None,
+        shared: bool = False,
+    ) -> None:
+        self.settings = settings
+        self._password = password
+        self._persist = persist
+        self._shared = shared
+        self._pki = pki or settings.home / "pki"
+        self._stack = AsyncExitStack()
+        self._authority: CertificateAuthority | None = None
+        self._ledger: Ledger | None = None
+        self._broker: MosquittoBroker | EmbeddedBroker | None = None
+        self._shadow: RunningShadow | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._stopped = False
+
+    # -- paths ---------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        """The folder of the CA-related files: ``pki/``'s parent (the data directory)."""
+        return self._pki.parent
+
+    @property
+    def pki_directory(self) -> Path:
+        """The CA's folder."""
+        return self._pki
+
+    # -- parts ---------------------------------------------------------------
+
+    @property
+    def authority(self) -> CertificateAuthority:
+        """The platform CA, opened (or created) on first use and closed on stop.
+
+        Example: ``platform.authority.issue_device("lock-7")``.
+        """
+        self._check_open()
+        if self._authority is None:
+            from pervasive.pki import CertificateAuthority
+
+            authority = CertificateAuthority.open(self._pki, self._unlock())
+            self._stack.callback(authority.close)
+            self._authority = authority
+        return self._authority
+
+    async def ledger(self) -> Ledger:
+        """The ledger of ``settings.backend``, opened (anvil: started) on first use.
+
+        Example: ``block = await (await platform.ledger()).block_number()``.
+        """
+        async with self._lock("ledger"):
+            self._check_open()
+            if self._ledger is None:
+                from pervasive.chain import open_ledger
+
+                ledger = await open_ledger(self.settings, persist=self._persist)
+                self._stack.push_async_callback(ledger.close)
+                self._ledger = ledger
+        return self._ledger
+
+    async def broker(self) -> MosquittoBroker | EmbeddedBroker:
+        """The broker ``settings.broker`` asks for, started with the CA's identities.
+
+        Certificates the CA issues or revokes in this process reach the broker at once
+        (a CA listener). On a ``shared`` platform those issued by other processes of
+        the same data directory reach it at the next look of the admission watch, which
+        also lists the admitted identities for them (``messaging/admission.py``).
+
+        Example: ``port = (await platform.broker()).port``.
+        """
+        async with self._lock("broker"):
+            self._check_open()
+            if self._broker is None:
+                from pervasive.messaging import admission_watch, admitted_file, create_broker
+
+                ca = self.authority
+                broker = create_broker(
+                    self.settings,
+                    ca.broker_credentials(),
+                    ca.active_identities,
+                    directory=self.root / "mosquitto",
+                )
+                await self._stack.enter_async_context(broker)
+                if self._shared:
+                    watch = await self._stack.enter_async_context(
+                        admission_watch(
+                            broker, ca.active_identities, ca.crl_file, admitted_file(self.root)
+                        )
+                    )
+                    ca.add_listener(watch.refresh)
+                else:
+                    ca.add_listener(broker.refresh)
+                self._broker = broker
+        return self._broker
+
+    async def shadow(self) -> RunningShadow:
+        """The shadow service on this platform's broker as ``svc:shadow``, serving.
+
+        Shadows persist in ``<home>/shadow.sqlite``; the ``[shadow]`` settings bound it.
+
+        Example: ``(await platform.shadow()).service.rejections[409]``.
+        """
+        async with self._lock("shadow"):
+            self._check_open()
+            if self._shadow is None:
+                from pervasive.messaging import MqttClient
+                from pervasive.shadow import ShadowCore, ShadowService, ShadowStore
+
+                broker = await self.broker()
+                options = self.client_options(SHADOW_IDENTITY)
+                await broker.settle()
+                store = ShadowStore.open(self.settings.path("shadow.sqlite"))
+                self._stack.callback(store.close)
+                client = MqttClient(options)
+                await self._stack.enter_async_context(client)
+                service = ShadowService(client, store, ShadowCore(self.shadow_limits()))
+                task = asyncio.create_task(service.run(), name="shadow service")
+                self._stack.push_async_callback(_cancel, task)
+                self._shadow = RunningShadow(service, client, task)
+        return self._shadow
+
+    async def start(self, *parts: Part) -> Self:
+        """Build and start ``parts`` now (dependencies first); ``start()`` alone starts none.
+
+        On an error the parts started so far are stopped before it propagates.
+
+        Example: ``await platform.start("ledger", "broker", "shadow")``.
+        """
+        try:
+            for part in parts:
+                if part == "authority":
+                    _ = self.authority
+                elif part == "ledger":
+                    await self.ledger()
+                elif part == "broker":
+                    await self.broker()
+                elif part == "shadow":
+                    await self.shadow()
+                else:
+                    raise ConfigError(f"no platform part {part!r}; choose ledger, authority, "
+                                      "broker or shadow")  # fmt: skip
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def stop(self) -> None:
+        """Stop every part built so far, the last built first; safe to call twice.
+
+        Every part is stopped even when stopping another raises; the first such error
+        propagates afterwards.
+        """
+        self._stopped = True
+        self._authority = self._ledger = self._broker = self._shadow = None
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- what runs -------------------------------------------------------------
+
+    def run_record(self) -> RunRecord:
+        """Every part built so far as :class:`Endpoint` s, with the credential paths.
+
+        What ``pervasive up`` writes to ``<home>/run.json`` and prints.
+
+        Example: ``[e.address for e in platform.run_record().endpoints]``.
+        """
+        pid = os.getpid()
+        endpoints: list[Endpoint] = []
+        credentials: dict[str, str] = {}
+        if self._ledger is not None:
+            endpoints.append(_chain_endpoint(self._ledger, self.settings, pid))
+        if self._authority is not None:
+            ca = self._authority
+            endpoints.append(
+                Endpoint("ca", "x509", str(ca.directory), pid=pid,
+                         detail="pervasive device register <id> issues device credentials")
+            )  # fmt: skip
+            credentials["CA certificate"] = str(ca.ca_file)
+            credentials["CRL"] = str(ca.crl_file)
+        if self._broker is not None:
+            broker = self._broker
+            host, port = broker.host, broker.port
+            broker_pid = getattr(broker, "pid", None) or pid
+            kind = "mosquitto" if broker_pid != pid else "embedded"
+            endpoints.append(
+                Endpoint("broker", kind, f"mqtts://{host}:{port}", host=host, port=port,
+                         pid=broker_pid, detail="TLS 1.2, client certificate of the CA")
+            )  # fmt: skip
+        if self._shadow is not None:
+            options = self._shadow.client.options
+            endpoints.append(
+                Endpoint("shadow", "mqtt", "$aws/things/+/shadow/#", pid=pid,
+                         detail=f"on the broker as {SHADOW_IDENTITY}; shadows in "
+                         f"{self.settings.home / 'shadow.sqlite'}")
+            )  # fmt: skip
+            folder = options.credentials.cert_file.parent
+            credentials[f"{SHADOW_IDENTITY} (cert.pem, key.pem, ca.pem)"] = str(folder)
+        return RunRecord(pid, str(self.settings.home), time.time(), tuple(endpoints), credentials)
+
+    # -- options from the settings' sections --------------------------------
+
+    def client_options(
+        self,
+        identity: str,
+        *,
+        port: int | None = None,
+        credentials: ClientCredentials | None = None,
+        **changes: Any,
+    ) -> ClientOptions:
+        """MQTT options for ``identity`` with the ``[mqtt]`` settings.
+
+        ``credentials`` default to the files the platform CA issues ``identity`` (once,
+        under ``<root>/mqtt``); ``port`` to this platform's broker's, else
+        ``settings.mqtt_port``, else the broker of a ``pervasive up`` running from the
+        data directory (its run file); ``changes`` override any other field
+        (``outbox=``, ``client_id=``, ``max_inflight=``).
+
+        Example: ``MqttClient(platform.client_options("svc:node.n1", outbox=path))``.
+        """
+        from pervasive.messaging import ClientOptions
+
+        if port is None:
+            port = self._broker.port if self._broker is not None else self.settings.mqtt_port
+        port = port or self._running_broker_port()
+        if not port:
+            raise ConfigError(
+                f"no broker port for {identity}: start `pervasive up`, or the platform's "
+                "broker first, or set mqtt_port (PERVASIVE_MQTT_PORT)"
+            )
+        if credentials is None:
+            credentials = self.authority.client_credentials(identity, self.root / "mqtt")
+        tunables = dataclasses.asdict(self.settings.mqtt)
+        return ClientOptions(self.settings.mqtt_host, port, credentials, **{**tunables, **changes})
+
+    def node_options(self, **changes: Any) -> NodeOptions:
+        """An intermediate node's options: the ``[node]`` settings, then ``changes``.
+
+        Example: ``platform.node_options(gap_timeout=2.0)``.
+        """
+        from pervasive.offchain.node import NodeOptions
+
+        return NodeOptions(**{**dataclasses.asdict(self.settings.node), **changes})
+
+    def shadow_limits(self) -> ShadowLimits:
+        """The shadow service's bounds from the ``[shadow]`` settings."""
+        from pervasive.shadow import ShadowLimits
+
+        return ShadowLimits(**dataclasses.asdict(self.settings.shadow))
+
+    # -- internals -------------------------------------------------------------
+
+    def _running_broker_port(self) -> int:
+        """The broker port of a live ``pervasive up`` from this data directory, else 0."""
+        record = read_run_record(run_file(self.settings.home))
+        if record is None or not pid_alive(record.pid):
+            return 0
+        ports = [e.port for e in record.endpoints if e.name == "broker" and e.port]
+        return ports[0] if ports else 0
+
+    def _lock(self, part: str) -> asyncio.Lock:
+        return self._locks.setdefault(part, asyncio.Lock())
+
+    def _check_open(self) -> None:
+        if self._stopped:
+            raise InvalidInput("this Platform was stopped; build a new one")
+
+    def _unlock(self) -> str:
+        password = self._password
+        if callable(password):
+            password = password()
+        password = password or self.settings.password
+        if not password:
+            raise ConfigError(
+                f"the CA in {self._pki} needs a password: set PERVASIVE_PASSWORD "
+                "(or password in pervasive.toml)"
+            )
+        return password
+
+
+def _chain_endpoint(ledger: Ledger, settings: Settings, pid: int) -> Endpoint:
+    if ledger.url is None:
+        state = settings.home / "chain" / "embedded.sqlite"
+        return Endpoint("chain", ledger.kind, "in-process", pid=pid,
+                        detail=f"chain id {ledger.chain_id}; state in {state}")  # fmt: skip
+    parsed = urlsplit(ledger.url)
+    return Endpoint(
+        "chain", ledger.kind, ledger.url, host=parsed.hostname, port=parsed.port, pid=pid,
+        detail=f"chain id {ledger.chain_id}; other commands: --backend rpc --rpc-url {ledger.url}",
+    )  # fmt: skip
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
