@@ -147,13 +147,11 @@ class RpcClient:
             tx["from"] = sender
         try:
             result = await self._guard(self.w3.eth.call(tx, block))  # type: ignore[arg-type]
-        except ContractLogicError as exc:
-            raise TransactionReverted(_reason(exc)) from exc
-        except Web3RPCError as exc:
-            message = _rpc_message(exc)
-            if _halted(message):
-                raise TransactionReverted(message) from exc
-            raise
+        except (ContractLogicError, Web3RPCError) as exc:
+            reverted = _failed_in_evm(exc)
+            if reverted is None:
+                raise
+            raise reverted from exc
         return bytes(result)
 
     async def estimate_gas(self, sender: str, to: str | None, data: bytes, value: int = 0) -> int:
@@ -175,13 +173,8 @@ class RpcClient:
             tx["to"] = to
         try:
             return int(await self._guard(self.w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
-        except ContractLogicError as exc:
-            raise TransactionReverted(_reason(exc)) from exc
-        except Web3RPCError as exc:
-            message = _rpc_message(exc)
-            if _halted(message):
-                raise TransactionReverted(message) from exc
-            raise TransactionRefused(message) from exc
+        except (ContractLogicError, Web3RPCError) as exc:
+            raise (_failed_in_evm(exc) or TransactionRefused(_rpc_message(exc))) from exc
 
     async def fees(self, *, total_gas: int = 0) -> tuple[int, int]:
         """``(max_priority_fee_per_gas, max_fee_per_gas)`` for a transaction sent now.
@@ -434,14 +427,18 @@ class RpcClient:
             ) from exc
 
 
-def _halted(message: str) -> bool:
-    """Whether a node's error says the EVM halted (a failing precompile, out of gas...).
+def _failed_in_evm(exc: ContractLogicError | Web3RPCError) -> TransactionReverted | None:
+    """The :class:`TransactionReverted` a revert or an EVM halt means; ``None`` otherwise.
 
-    anvil reports an exceptional halt as JSON-RPC error -32603 "EVM error <halt>" where
-    the embedded chain answers as for a revert; for the caller both mean the same: the
-    call failed in the EVM, so both raise :class:`TransactionReverted`.
+    A revert carries its decoded reason. anvil reports an exceptional halt (a failing
+    precompile, out of gas) as JSON-RPC error -32603 "EVM error <halt>" where the
+    embedded chain answers as for a revert; for the caller both mean the same: the call
+    failed in the EVM.
     """
-    return message.startswith("EVM error")
+    if isinstance(exc, ContractLogicError):
+        return TransactionReverted(_reason(exc))
+    message = _rpc_message(exc)
+    return TransactionReverted(message) if message.startswith("EVM error") else None
 
 
 def _rpc_message(exc: Exception) -> str:
