@@ -53,7 +53,7 @@ from typing import Any
 
 from pervasive.apps.smartlock import FUNCTIONS, RENTAL_TIME, smart_lock_declaration
 from pervasive.chain import Ledger, Signer, open_ledger
-from pervasive.config import Settings
+from pervasive.config import NodeSettings, Settings
 from pervasive.contracts import DeploymentBook, Registry
 from pervasive.crypto import PrivateKey
 from pervasive.domain import AgreementTerms, QoS, Reaction, ReactionKind, SigningMode
@@ -64,7 +64,6 @@ from pervasive.offchain.node import (
     IntermediateNodeService,
     MessageLog,
     NodeEvent,
-    NodeOptions,
     NodePlan,
     PartyPlan,
     SensorPipeline,
@@ -293,7 +292,7 @@ async def _in_process_nodes(
             running_node(
                 ledger, registry, address, plan.signer, options,
                 database=folder / f"{plan.id}.sqlite", functions=FUNCTIONS,
-                options=NodeOptions(gap_timeout=5, protocol_timeout=5, takeover_after=60),
+                options=NodeSettings(gap_timeout=5, protocol_timeout=5, takeover_after=60),
                 artifacts=folder / "artifacts",
             )
         )  # fmt: skip
@@ -332,7 +331,7 @@ class NodeJob:
     private_key: bytes
     mqtt: ClientOptions
     database: Path
-    options: NodeOptions
+    options: NodeSettings
 
 
 _FORWARDED = ("window", "agreed", "submitting", "recorded", "disputed", "error")
@@ -386,7 +385,7 @@ async def _three_nodes(
     separate: bool,
 ) -> AsyncIterator[tuple[Any, Callable[[], None]]]:  # fmt: skip
     """The nodes (in this process, or one process each): their event queue and a stop."""
-    options = NodeOptions(gap_timeout=5, protocol_timeout=5, takeover_after=60, compact_wait=2)
+    options = NodeSettings(gap_timeout=5, protocol_timeout=5, takeover_after=60, compact_wait=2)
     if not separate:
         events: Any = SimpleQueue()
         async with contextlib.AsyncExitStack() as stack:

@@ -24,9 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from pervasive.config import ShadowSettings
 from pervasive.messaging import ClientOptions, MosquittoBroker, MqttClient, shadow_topic
 from pervasive.pki import CertificateAuthority
-from pervasive.shadow import ShadowCore, ShadowLimits, ShadowService, ShadowStore
+from pervasive.shadow import ShadowCore, ShadowService, ShadowStore
 
 RESULTS = Path(__file__).parent / "results" / "shadow_latency.csv"
 
@@ -51,7 +52,7 @@ async def measure(updates: int, warmup: int) -> list[float]:
                 MqttClient(ClientOptions("127.0.0.1", broker.port, device_creds)) as device,
             ):
                 # one thing sends back to back: lift AWS's 20 requests/s per thing quota
-                limits = ShadowLimits(requests_per_second=1e6, burst=10**6)
+                limits = ShadowSettings(requests_per_second=1e6, burst=10**6)
                 service = ShadowService(service_mqtt, store, ShadowCore(limits))
                 task = asyncio.create_task(service.run())
                 await device.subscribe(shadow_topic("lock-1", "update", "accepted"))

@@ -8,8 +8,9 @@ Top-level settings are plain keys (``backend = "anvil"``, ``PERVASIVE_BACKEND``,
 ``{"backend": ...}``). The tunables of the intermediate node, the MQTT client and the
 shadow service are sections: ``[node]``, ``[mqtt]`` and ``[shadow]`` in the file,
 ``PERVASIVE_NODE_GAP_TIMEOUT`` in the environment, ``{"node.gap_timeout": 2.0}`` as a
-flag. Each section mirrors the options object it configures (``NodeOptions``,
-``ClientOptions``, ``ShadowLimits``), which the composition root builds from it.
+flag. ``NodeSettings`` and ``ShadowSettings`` are the options the intermediate node and
+the shadow service take; ``MqttSettings`` is the tunable part of ``ClientOptions``,
+which the composition root completes with the broker's address and the credentials.
 
 Example::
 
@@ -60,7 +61,7 @@ def _require(condition: bool, setting: str, value: object, what: str) -> None:
 
 @dataclass(frozen=True)
 class NodeSettings:
-    """``[node]``: timing and batching of an intermediate node (``NodeOptions``)."""
+    """``[node]``: timing and batching of an intermediate node (its options)."""
 
     gap_timeout: float = 5.0
     """Seconds a missing sensor message is waited for before it is reported as a gap."""
@@ -132,7 +133,7 @@ class MqttSettings:
 
 @dataclass(frozen=True)
 class ShadowSettings:
-    """``[shadow]``: the bounds the shadow service enforces (``ShadowLimits``).
+    """``[shadow]``: the bounds the shadow service enforces (its limits).
 
     Defaults follow the AWS IoT Device Shadow quotas.
     """

@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pervasive.config import Settings
+from pervasive.config import NodeSettings, Settings, ShadowSettings
 from pervasive.errors import ConfigError, InvalidInput
 from pervasive.platform.run_file import (
     Endpoint,
@@ -59,9 +59,8 @@ if TYPE_CHECKING:  # the chain stack takes seconds to import: only when a part n
         MosquittoBroker,
         MqttClient,
     )
-    from pervasive.offchain.node import NodeOptions
     from pervasive.pki import CertificateAuthority
-    from pervasive.shadow import ShadowLimits, ShadowService
+    from pervasive.shadow import ShadowService
 
 __all__ = ["SHADOW_IDENTITY", "Part", "Platform", "RunningShadow"]
 
@@ -344,20 +343,16 @@ class Platform:
         tunables = dataclasses.asdict(self.settings.mqtt)
         return ClientOptions(self.settings.mqtt_host, port, credentials, **{**tunables, **changes})
 
-    def node_options(self, **changes: Any) -> NodeOptions:
+    def node_options(self, **changes: Any) -> NodeSettings:
         """An intermediate node's options: the ``[node]`` settings, then ``changes``.
 
         Example: ``platform.node_options(gap_timeout=2.0)``.
         """
-        from pervasive.offchain.node import NodeOptions
+        return dataclasses.replace(self.settings.node, **changes)
 
-        return NodeOptions(**{**dataclasses.asdict(self.settings.node), **changes})
-
-    def shadow_limits(self) -> ShadowLimits:
-        """The shadow service's bounds from the ``[shadow]`` settings."""
-        from pervasive.shadow import ShadowLimits
-
-        return ShadowLimits(**dataclasses.asdict(self.settings.shadow))
+    def shadow_limits(self) -> ShadowSettings:
+        """The shadow service's bounds: the ``[shadow]`` settings."""
+        return self.settings.shadow
 
     # -- internals -------------------------------------------------------------
 

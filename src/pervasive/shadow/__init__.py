@@ -18,7 +18,7 @@ from pervasive.shadow.core import (
     ShadowPolicy,
     ShadowRecord,
 )
-from pervasive.shadow.limits import ShadowLimits, ThingRateLimiter
+from pervasive.shadow.limits import ThingRateLimiter
 from pervasive.shadow.protocol import Operation, ShadowError, ShadowKey
 from pervasive.shadow.service import REQUEST_FILTERS, ShadowService
 from pervasive.shadow.store import DuplicateShadowRequest, ShadowStore, StaleShadowWrite
@@ -37,7 +37,6 @@ __all__ = [
     "ShadowCore",
     "ShadowError",
     "ShadowKey",
-    "ShadowLimits",
     "ShadowPolicy",
     "ShadowRecord",
     "ShadowService",

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from pervasive.config import ShadowSettings
 from pervasive.shadow.document import (
     JsonObject,
     apply_patch,
@@ -33,7 +34,6 @@ from pervasive.shadow.document import (
     request_metadata,
     serialized_size,
 )
-from pervasive.shadow.limits import ShadowLimits
 from pervasive.shadow.protocol import (
     FORBIDDEN,
     PAYLOAD_TOO_LARGE,
@@ -170,12 +170,12 @@ class ShadowCore:
 
     def __init__(
         self,
-        limits: ShadowLimits | None = None,
+        limits: ShadowSettings | None = None,
         *,
         policy: ShadowPolicy | None = None,
         thing_exists: Callable[[str], bool] | None = None,
     ) -> None:
-        self.limits = limits or ShadowLimits()
+        self.limits = limits or ShadowSettings()
         self.policy: ShadowPolicy = policy or AllowAll()
         self._thing_exists = thing_exists
 

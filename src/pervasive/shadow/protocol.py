@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pervasive.config import ShadowSettings
 from pervasive.errors import InvalidInput
 from pervasive.shadow.document import JsonObject, JsonValue, contains_null_in_array, nesting_depth
-from pervasive.shadow.limits import ShadowLimits
 
 __all__ = [
     "FORBIDDEN",
@@ -134,7 +134,7 @@ class UpdateRequest:
 
 
 def parse_request_topic(
-    topic: str, limits: ShadowLimits | None = None
+    topic: str, limits: ShadowSettings | None = None
 ) -> tuple[ShadowKey, Operation] | None:
     """The shadow and operation of a request topic, or ``None`` for anything else.
 
@@ -142,7 +142,7 @@ def parse_request_topic(
 
     Example: ``parse_request_topic("$aws/things/t/shadow/get")`` → ``(ShadowKey("t"), GET)``.
     """
-    limits = limits or ShadowLimits()
+    limits = limits or ShadowSettings()
     parts = topic.split("/")
     if len(parts) < 5 or parts[0] != "$aws" or parts[1] != "things" or parts[3] != "shadow":
         return None
@@ -175,7 +175,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _decode(payload: bytes, limits: ShadowLimits) -> Any:
+def _decode(payload: bytes, limits: ShadowSettings) -> Any:
     """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys. Raises the shadow error."""
     try:
         text = payload.decode("utf-8")
@@ -197,7 +197,7 @@ class _Failure(InvalidInput):
         self.error = error
 
 
-def _client_token(body: dict[str, Any], limits: ShadowLimits) -> str | None:
+def _client_token(body: dict[str, Any], limits: ShadowSettings) -> str | None:
     token = body.get("clientToken")
     if token is None and "clientToken" not in body:
         return None
@@ -206,12 +206,12 @@ def _client_token(body: dict[str, Any], limits: ShadowLimits) -> str | None:
     return token
 
 
-def parse_update(payload: bytes, limits: ShadowLimits | None = None) -> UpdateRequest | Rejected:
+def parse_update(payload: bytes, limits: ShadowSettings | None = None) -> UpdateRequest | Rejected:
     """Validate an ``/update`` payload against the AWS rules.
 
     Example: ``parse_update(b'{"state":{"desired":{"door":"open"}}}')``.
     """
-    limits = limits or ShadowLimits()
+    limits = limits or ShadowSettings()
     token: str | None = None
     try:
         if len(payload) > limits.max_payload_bytes:
@@ -252,12 +252,14 @@ def parse_update(payload: bytes, limits: ShadowLimits | None = None) -> UpdateRe
         return Rejected(failure.error, token)
 
 
-def parse_client_token(payload: bytes, limits: ShadowLimits | None = None) -> str | Rejected | None:
+def parse_client_token(
+    payload: bytes, limits: ShadowSettings | None = None
+) -> str | Rejected | None:
     """The ``clientToken`` of a ``/get`` or ``/delete`` payload (their other content is ignored).
 
     Example: ``parse_client_token(b'{"clientToken":"abc"}') == "abc"``; ``b""`` gives ``None``.
     """
-    limits = limits or ShadowLimits()
+    limits = limits or ShadowSettings()
     if not payload.strip():
         return None
     if len(payload) > limits.max_payload_bytes:

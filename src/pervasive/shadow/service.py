@@ -23,9 +23,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from pervasive.config import ShadowSettings
 from pervasive.messaging.port import MqttConnection, MqttMessage
 from pervasive.shadow.core import OutboundMessage, Outcome, ShadowCore
-from pervasive.shadow.limits import ShadowLimits, ThingRateLimiter
+from pervasive.shadow.limits import ThingRateLimiter
 from pervasive.shadow.protocol import (
     INTERNAL_FAILURE,
     TOO_MANY_REQUESTS,
@@ -186,7 +187,7 @@ class ShadowService:
             await self._connection.publish(message.topic, message.payload, qos=1)
 
 
-def _token(operation: Operation, message: MqttMessage, limits: ShadowLimits) -> str | None:
+def _token(operation: Operation, message: MqttMessage, limits: ShadowSettings) -> str | None:
     """The request's client token, if it has a valid one (for echoing in a rejection)."""
     if operation is Operation.UPDATE:
         return parse_update(message.payload, limits).client_token

@@ -23,7 +23,7 @@ from pervasive.apps.smartlock import (
     smart_lock_declaration,
 )
 from pervasive.chain import Ledger, Signer
-from pervasive.config import Settings
+from pervasive.config import NodeSettings, Settings
 from pervasive.contracts import Agreement, DeploymentBook, Registry
 from pervasive.crypto import PrivateKey
 from pervasive.domain import QoS, Reaction, ReactionKind, SigningMode
@@ -33,7 +33,6 @@ from pervasive.offchain.node import (
     AgreementPlan,
     ContractAgreementPort,
     IntermediateNodeService,
-    NodeOptions,
     NodePlan,
     PartyPlan,
     SensorPlan,
@@ -135,7 +134,7 @@ class Harness:
         index: int,
         *,
         function: OffchainFunction = RENTAL_TIME,
-        options: NodeOptions | None = None,
+        options: NodeSettings | None = None,
         wrap: Callable[[Any], Any] | None = None,
     ) -> IntermediateNodeService:
         signer = self.node_signers[index]
@@ -157,7 +156,7 @@ class Harness:
             database=self.root / f"node-{index}.sqlite",
             sensor_ids=loaded.sensor_ids,
             options=options
-            or NodeOptions(gap_timeout=1.0, protocol_timeout=2.0, takeover_after=1.0),
+            or NodeSettings(gap_timeout=1.0, protocol_timeout=2.0, takeover_after=1.0),
         )
 
     def lock_messages(self) -> list[tuple[int, SensorMessage]]:

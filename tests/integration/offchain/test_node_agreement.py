@@ -17,12 +17,13 @@ from node_harness import RATE, Harness, Lossy, running
 from pervasive.apps.smartlock import RENTAL_TIME, decode_monthly_rental
 from pervasive.chain import Receipt
 from pervasive.committee import decode_envelope
+from pervasive.config import NodeSettings
 from pervasive.contracts import AgreementFactory
 from pervasive.crypto import PrivateKey, abi_encode, sign_typed_data
 from pervasive.domain import QoS, SigningMode
 from pervasive.errors import NotFound, TransactionReverted
 from pervasive.offchain import DisputeKind, MessageKind, OffchainFunction
-from pervasive.offchain.node import IntermediateNodeService, NodeOptions, fetch_window
+from pervasive.offchain.node import IntermediateNodeService, fetch_window
 from pervasive.offchain.node.transport import node_inbox_topic
 from pervasive.sensing import SensorDeclaration, SensorMessage, sign_sensor_message
 
@@ -94,7 +95,7 @@ async def test_fast_protocol_records_the_leaders_compact_update_without_an_extra
     make: Make, qos: QoS
 ) -> None:
     h = await make(nodes=3, mode=SigningMode.FAST, qos=qos)
-    options = NodeOptions(
+    options = NodeSettings(
         gap_timeout=1.0, protocol_timeout=2.0, takeover_after=1.0, compact_wait=0.2
     )
     nodes = [await h.node(i, options=options) for i in range(3)]
@@ -293,7 +294,7 @@ async def test_a_stand_in_sends_the_update_when_the_designated_node_goes_silent(
     make: Make,
 ) -> None:
     h = await make(nodes=2)
-    options = NodeOptions(gap_timeout=1.0, protocol_timeout=2.0, takeover_after=0.5)
+    options = NodeSettings(gap_timeout=1.0, protocol_timeout=2.0, takeover_after=0.5)
     a, b = await h.node(0, options=options), await h.node(1, options=options)
     designated = a if h.agreement.terms.nodes[0] == a.address else b
     stand_in = b if designated is a else a
@@ -323,7 +324,7 @@ async def test_a_stand_in_sends_the_update_when_the_designated_node_goes_silent(
 
 async def test_a_silent_node_leads_to_a_timeout_dispute_not_a_hang(make: Make) -> None:
     h = await make(nodes=2)
-    options = NodeOptions(gap_timeout=1.0, protocol_timeout=0.5, max_retries=1, takeover_after=1.0)
+    options = NodeSettings(gap_timeout=1.0, protocol_timeout=0.5, max_retries=1, takeover_after=1.0)
     a = await h.node(0, options=options)
     silent_inbox = node_inbox_topic(h.agreement.address, h.node_signers[1].address)
     listener = await h.client("svc:node.mute")

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pervasive.config import ShadowSettings
 from pervasive.shadow.core import Outcome, OwnThingPolicy, ShadowCore, ShadowRecord
-from pervasive.shadow.limits import ShadowLimits
 from pervasive.shadow.protocol import Operation, ShadowKey
 
 KEY = ShadowKey("lock-1")
@@ -194,7 +194,7 @@ def test_named_shadows_are_separate_from_the_classic_one() -> None:
 
 
 def test_size_limit_counts_desired_and_reported_not_metadata() -> None:
-    shadow = Shadow(ShadowCore(ShadowLimits(max_state_bytes=100)))
+    shadow = Shadow(ShadowCore(ShadowSettings(max_state_bytes=100)))
     fits = {"state": {"desired": {"k": "v" * 50}}}
     assert "update/accepted" in shadow.update(fits)
     too_big = shadow.update({"state": {"reported": {"k": "v" * 50}}, "clientToken": "b"})

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pervasive.shadow.limits import ShadowLimits
+from pervasive.config import ShadowSettings
 from pervasive.shadow.protocol import (
     Operation,
     Rejected,
@@ -93,7 +93,7 @@ def test_valid_update_keeps_only_desired_and_reported() -> None:
 
 
 def test_depth_limit_is_configurable() -> None:
-    result = parse_update(b'{"state": {"desired": {"a": {"b": {}}}}}', ShadowLimits(max_depth=2))
+    result = parse_update(b'{"state": {"desired": {"a": {"b": {}}}}}', ShadowSettings(max_depth=2))
     assert isinstance(result, Rejected)
     assert result.error.message == "JSON contains too many levels of nesting; maximum is 2"
 

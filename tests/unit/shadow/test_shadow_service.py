@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from shadow_fakes import InMemoryBroker, InMemoryConnection, settle
 
+from pervasive.config import ShadowSettings
 from pervasive.shadow.core import OutboundMessage, ShadowCore
-from pervasive.shadow.limits import ShadowLimits
 from pervasive.shadow.protocol import ShadowKey
 from pervasive.shadow.service import ShadowService
 from pervasive.shadow.store import ShadowStore
@@ -80,7 +80,7 @@ async def app(broker: InMemoryBroker) -> App:
 
 @pytest.fixture
 async def service(broker: InMemoryBroker, clock: Clock) -> AsyncIterator[ShadowService]:
-    limits = ShadowLimits(requests_per_second=1, burst=5)
+    limits = ShadowSettings(requests_per_second=1, burst=5)
     svc = ShadowService(
         broker.connect("shadow-service"),
         ShadowStore.open(":memory:"),

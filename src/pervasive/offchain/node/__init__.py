@@ -4,7 +4,7 @@ See ``README.md`` in this folder and ``docs/intermediate-node.md``.
 
 Example::
 
-    from pervasive.offchain.node import IntermediateNodeService, NodeOptions
+    from pervasive.offchain.node import IntermediateNodeService
     async with IntermediateNodeService(key=key, agreement=spec, function=f,
                                        connection=mqtt, chain=port, database=path):
         ...
@@ -29,7 +29,6 @@ from pervasive.offchain.node.provision import (
 from pervasive.offchain.node.service import (
     IntermediateNodeService,
     NodeEvent,
-    NodeOptions,
     NodeStats,
 )
 from pervasive.offchain.node.transport import (
@@ -57,7 +56,6 @@ __all__ = [
     "LoadedAgreement",
     "MessageLog",
     "NodeEvent",
-    "NodeOptions",
     "NodePlan",
     "NodeStats",
     "NodeTopics",

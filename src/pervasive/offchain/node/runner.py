@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pervasive.chain import Ledger, Signer
+from pervasive.config import NodeSettings
 from pervasive.contracts.registry import Registry
 from pervasive.crypto import PrivateKey
 from pervasive.messaging import ClientOptions, MqttClient
 from pervasive.offchain.functions import FunctionRegistry, store_function_source
 from pervasive.offchain.node.chain import ContractAgreementPort, load_agreement
-from pervasive.offchain.node.service import IntermediateNodeService, NodeEvent, NodeOptions
+from pervasive.offchain.node.service import IntermediateNodeService, NodeEvent
 
 if TYPE_CHECKING:
     from pervasive.storage import ContentStore
@@ -48,7 +49,7 @@ async def running_node(
     *,
     database: Path,
     functions: FunctionRegistry,
-    options: NodeOptions | None = None,
+    options: NodeSettings | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
     artifacts: Path | None = None,
     content: ContentStore | None = None,

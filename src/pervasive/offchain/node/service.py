@@ -37,6 +37,7 @@ from pathlib import Path
 
 from pervasive.chain import Receipt
 from pervasive.committee import MemberTransport, Publish, Send, Submit, Submitter, takeover_rank
+from pervasive.config import NodeSettings
 from pervasive.crypto import PrivateKey
 from pervasive.domain import QoS, SignedUpdate
 from pervasive.errors import NotFound, PervasiveError, ReplayedMessage, UserError
@@ -57,38 +58,9 @@ from pervasive.offchain.window import WindowArray
 from pervasive.offchain.window_data import pack_window
 from pervasive.store import attach
 
-__all__ = ["IntermediateNodeService", "NodeEvent", "NodeOptions", "NodeStats"]
+__all__ = ["IntermediateNodeService", "NodeEvent", "NodeStats"]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class NodeOptions:
-    """Timing and batching of a node."""
-
-    gap_timeout: float = 5.0
-    """Seconds a missing sensor message is waited for before it is reported as a gap."""
-    protocol_timeout: float = 5.0
-    """Seconds without an answer from a peer before a retry (then a timeout dispute)."""
-    max_retries: int = 2
-    """Retries before a silent peer leads to a timeout dispute."""
-    takeover_after: float = 10.0
-    """Seconds a non-designated node waits for the update to appear on-chain before sending it."""
-    tick_interval: float = 0.05
-    """Seconds between timer checks."""
-    batch_size: int = 2048
-    """Most sensor messages verified in one go."""
-    batch_wait: float = 0.002
-    """Seconds a busy sensor stream (a message within this long of the last batch) is
-    left to accumulate before it is verified and logged as one batch."""
-    compact_wait: float | None = None
-    """Fast protocol: seconds the leader holds ``P_{t-1}`` for round ``t``'s bundle before
-    sending it alone (``None``: the protocol timeout). The update of a window waits for
-    the next window's round by design (Fig. 2B); a quiet sensor costs this long."""
-    max_in_flight: int = 8
-    """Protocol publishes awaiting their PUBACK at once (sent in order, not one by one).
-
-    A window needs a handful per node."""
 
 
 @dataclass(frozen=True)
@@ -149,10 +121,10 @@ class IntermediateNodeService:
         chain: AgreementPort,
         database: Path | str | sqlite3.Connection,
         sensor_ids: tuple[str, ...] = (),
-        options: NodeOptions | None = None,
+        options: NodeSettings | None = None,
         on_event: Callable[[NodeEvent], None] | None = None,
     ) -> None:
-        self.options = options or NodeOptions()
+        self.options = options or NodeSettings()
         self.agreement = agreement
         self.address = key.address
         db = attach(database, "")
