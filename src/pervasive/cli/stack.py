@@ -189,7 +189,7 @@ def _print_record(
     state: CliState, record: RunRecord, health: list[EndpointHealth] | None = None
 ) -> None:
     started = datetime.datetime.fromtimestamp(record.started_at).isoformat(timespec="seconds")
-    table = Table(title=f"pervasive stack (pid {record.pid}, since {started})")
+    table = Table(title=f"local stack (pid {record.pid}, since {started})")
     for column in ("part", "kind", "endpoint", "pid"):
         table.add_column(column, overflow="fold")
     if health is not None:
