@@ -12,7 +12,13 @@ from pervasive.chain.hardfork import HARDFORK
 from pervasive.chain.ledger import Ledger
 from pervasive.chain.records import Log, Receipt
 from pervasive.chain.reverts import decode_revert
-from pervasive.chain.rpc import BlockRef, LedgerOptions, RpcClient, TransactionRefused
+from pervasive.chain.rpc import (
+    BlockRef,
+    LedgerOptions,
+    PooledTransaction,
+    RpcClient,
+    TransactionRefused,
+)
 from pervasive.chain.transactions import ContractCall, PendingTransaction, TransactionManager
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "Log",
     "LogHandler",
     "PendingTransaction",
+    "PooledTransaction",
     "Receipt",
     "RpcClient",
     "Signer",

@@ -36,7 +36,13 @@ from pervasive.errors import (
     UserError,
 )
 
-__all__ = ["BlockRef", "LedgerOptions", "RpcClient", "TransactionRefused"]
+__all__ = [
+    "BlockRef",
+    "LedgerOptions",
+    "PooledTransaction",
+    "RpcClient",
+    "TransactionRefused",
+]
 
 _RECEIPT_BATCH = 500
 _NUDGE_AFTER = 1.0  # seconds without a receipt before checking anvil's pool
@@ -80,6 +86,18 @@ class BlockRef:
     number: int
     hash: str
     parent_hash: str
+
+
+@dataclass(frozen=True)
+class PooledTransaction:
+    """A transaction in the node's pool, not yet in a block (``txpool_content``)."""
+
+    hash: str
+    sender: str
+    to: str | None
+    nonce: int
+    value: int
+    input: bytes
 
 
 def _hexstr(value: Any) -> str:
@@ -378,6 +396,34 @@ class RpcClient:
                 out.append(Web3RPCError(str(message)))
             else:
                 out.append(response.get("result"))
+        return out
+
+    async def pending_transactions(self) -> list[PooledTransaction]:
+        """The node's pool of transactions not yet in a block (``txpool_content``).
+
+        anvil, geth and Besu answer it; the embedded chain mines each transaction as it
+        arrives, so its pool is always empty. Both ``pending`` and ``queued`` entries
+        count: a queued transaction waits only for a nonce gap to close.
+        """
+        if self.kind == "embedded":
+            return []
+        answer = await self._guard(self.w3.provider.make_request("txpool_content", []))
+        if answer.get("error"):
+            raise ChainUnavailable(f"the node does not serve txpool_content: {answer['error']}")
+        out: list[PooledTransaction] = []
+        for section in ("pending", "queued"):
+            for by_nonce in (answer.get("result") or {}).get(section, {}).values():
+                for tx in by_nonce.values():
+                    out.append(
+                        PooledTransaction(
+                            hash=str(tx["hash"]),
+                            sender=str(tx["from"]),
+                            to=str(tx["to"]) if tx.get("to") else None,
+                            nonce=int(str(tx["nonce"]), 16),
+                            value=int(str(tx["value"]), 16),
+                            input=bytes.fromhex(str(tx.get("input", "0x"))[2:]),
+                        )
+                    )
         return out
 
     # -- development chains -----------------------------------------------------------
