@@ -21,13 +21,16 @@ PervasiveError                        root of every error pervasive raises on pu
 │   ├── InvalidInput (ValueError)     malformed address, key, id, field type, payload
 │   │   ├── SchemaViolation           a message does not match its declaration
 │   │   ├── InvalidSignature          a signature does not verify or names someone else
+│   │   │   └── PartialSignatureInvalid  crosschain.errors: a partial BLS signature fails
 │   │   ├── MalformedPacket           messaging.packets: bytes that are no MQTT 3.1.1 packet
 │   │   ├── FunctionMismatch          offchain.functions: function's hash is not the pinned one
+│   │   ├── InclusionProofInvalid     crosschain.errors: a Merkle branch does not prove its claim
 │   │   └── _Failure                  shadow.protocol, private: a parser's rejection
 │   ├── ReplayedMessage               a sequence number or nonce seen before
 │   │   └── DuplicateShadowRequest    shadow.store: an update already applied (QoS 1 redelivery)
 │   ├── NotFound (LookupError)        an entity, deployment or record does not exist
 │   ├── ChainUnavailable              the node cannot be reached or started
+│   │   └── LitecoinUnavailable       crosschain.errors: litecoind cannot be started or reached
 │   ├── TransactionReverted           the EVM reverted; carries the decoded reason
 │   ├── TransactionTimeout            no receipt within the allowed time; it may still be mined
 │   │ chain/
@@ -48,7 +51,13 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │ shadow/store.py
 │   ├── StaleShadowWrite              another writer changed the shadow since it was read
 │   │ storage/errors.py
-│   └── ContentCorrupted              the bytes stored under a CID do not hash to it
+│   ├── ContentCorrupted              the bytes stored under a CID do not hash to it
+│   │ crosschain/errors.py
+│   ├── DkgFailed                     the notary's key generation cannot finish
+│   ├── ChallengeRefused              a challenge is malformed, premature or about an included tx
+│   ├── DepositInsufficient           a deposit does not cover pending payments plus the amount
+│   │ crosschain/litecoin/rpc.py
+│   └── LitecoinRpcError              litecoind answered a call with an error (code, message)
 ├── InternalError                     a bug in pervasive: please file an issue
 │ sensing/verifier.py
 └── _Fallback                         private: the fast verifier is unsure, the reference decides

@@ -10,6 +10,7 @@ from pervasive.chain.checkpoints import Checkpoint
 from pervasive.chain.follower import EventFollower, FollowerError, LogHandler
 from pervasive.chain.hardfork import HARDFORK
 from pervasive.chain.ledger import Ledger
+from pervasive.chain.raw_transactions import DecodedTransaction, decode_raw_transaction
 from pervasive.chain.records import Log, Receipt
 from pervasive.chain.reverts import decode_revert
 from pervasive.chain.rpc import (
@@ -27,6 +28,7 @@ __all__ = [
     "BlockRef",
     "Checkpoint",
     "ContractCall",
+    "DecodedTransaction",
     "EventFollower",
     "FollowerError",
     "Keystore",
@@ -42,6 +44,7 @@ __all__ = [
     "TransactionManager",
     "TransactionRefused",
     "anvil_dev_keys",
+    "decode_raw_transaction",
     "decode_revert",
     "find_anvil",
     "open_ledger",

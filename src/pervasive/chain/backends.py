@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from eth.exceptions import VMError
+import rlp
+from eth.exceptions import HeaderNotFound, TransactionNotFound, VMError
 from eth_abi.abi import encode
 from eth_account import Account
 from eth_tester.exceptions import TransactionFailed, ValidationError
 from eth_utils.exceptions import ValidationError as EVMValidationError
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
+from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 
 from pervasive.chain.anvil import ANVIL_MNEMONIC, AnvilNode, find_anvil
@@ -33,6 +35,7 @@ __all__ = ["anvil_dev_keys", "open_ledger"]
 
 
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+_RAW_METHODS = frozenset({"eth_getRawTransactionByHash", "debug_getRawHeader"})
 
 # web3 retries idempotent requests on a dropped connection; sends are left to the
 # transaction manager, which knows how to tell a lost answer from a lost request.
@@ -47,14 +50,21 @@ _READ_RETRIES = ExceptionRetryConfiguration(
 class _EmbeddedProvider(AsyncEthereumTesterProvider):
     """The in-process EVM; commits its SQLite state after every request."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, chain_id: int | None = None) -> None:
         super().__init__()
-        self.ethereum_tester, self._store = persistent_tester(path)
+        self.ethereum_tester, self._store = persistent_tester(path, chain_id=chain_id)
+        # eth-tester answers eth_chainId with a constant; answer the chain's own id.
+        # web3's endpoint table is shared by every provider: replace, never mutate.
+        actual = int(self.ethereum_tester.backend.chain.chain_id)
+        eth = {**API_ENDPOINTS["eth"], "chainId": static_return(actual)}
+        self.api_endpoints = {**API_ENDPOINTS, "eth": eth}
 
     async def make_request(self, method: Any, params: Any) -> Any:
         # eth-tester raises on a revert where a node answers with an error object;
         # answer like geth (code 3, Error(string) data) so web3 decodes both alike.
         try:
+            if method in _RAW_METHODS:
+                return self._raw(method, params[0])
             return await super().make_request(method, params)
         except TransactionFailed as failed:
             raw = failed.args[0] if failed.args else b""
@@ -83,6 +93,20 @@ class _EmbeddedProvider(AsyncEthereumTesterProvider):
             if self._store is not None:
                 self._store.commit()
 
+    def _raw(self, method: str, key: str) -> dict[str, Any]:
+        """What eth-tester lacks for inclusion proofs: a transaction's and a header's bytes."""
+        chain = self.ethereum_tester.backend.chain
+        try:
+            if method == "eth_getRawTransactionByHash":
+                raw = chain.get_canonical_transaction(bytes.fromhex(key.removeprefix("0x")))
+                result: str | None = "0x" + bytes(raw.encode()).hex()
+            else:  # debug_getRawHeader, by hash as the embedded client asks
+                header = chain.get_block_header_by_hash(bytes.fromhex(key.removeprefix("0x")))
+                result = "0x" + bytes(rlp.encode(header)).hex()
+        except (TransactionNotFound, HeaderNotFound):
+            result = None
+        return {"jsonrpc": "2.0", "id": 0, "result": result}
+
     def close_store(self) -> None:
         if self._store is not None:
             self._store.close()
@@ -108,11 +132,16 @@ def _options(settings: Settings, *, kind: str = "rpc") -> LedgerOptions:
     )
 
 
-async def open_ledger(settings: Settings, *, persist: bool = True) -> Ledger:
+async def open_ledger(
+    settings: Settings, *, persist: bool = True, chain_id: int | None = None
+) -> Ledger:
     """Connect to the chain ``settings`` names, starting it first when it is ours.
 
     ``persist=False`` gives the embedded and anvil backends a fresh chain that is
-    thrown away on close (tests, benchmarks).
+    thrown away on close (tests, benchmarks). ``chain_id`` gives a chain we start
+    (embedded, anvil) that EIP-155 id instead of the backend's default, so that two
+    chains can run side by side (paper 003's user chain and data chain); an ``rpc``
+    node has its own id, which must then equal it.
 
     Example::
 
@@ -120,20 +149,28 @@ async def open_ledger(settings: Settings, *, persist: bool = True) -> Ledger:
         try: ...
         finally: await ledger.close()
     """
+    if chain_id is not None and not 0 < chain_id < 2**63:
+        raise ConfigError(f"a chain id is a positive 63-bit integer, not {chain_id}")
     if settings.backend == "embedded":
-        return await _open_embedded(settings, persist)
+        return await _open_embedded(settings, persist, chain_id)
     if settings.backend == "anvil":
-        return await _open_anvil(settings, persist)
+        return await _open_anvil(settings, persist, chain_id)
     if settings.backend == "rpc":
         if not settings.rpc_url:
             raise ConfigError("backend 'rpc' needs --rpc-url or PERVASIVE_RPC_URL")
-        return await _connect(settings.rpc_url, settings, kind="rpc", dev_keys=[], on_close=[])
+        ledger = await _connect(settings.rpc_url, settings, kind="rpc", dev_keys=[], on_close=[])
+        if chain_id is not None and ledger.chain_id != chain_id:
+            await ledger.close()
+            raise ConfigError(
+                f"the node at {settings.rpc_url} runs chain {ledger.chain_id}, not {chain_id}"
+            )
+        return ledger
     raise ConfigError(f"unknown backend {settings.backend!r}")
 
 
-async def _open_embedded(settings: Settings, persist: bool) -> Ledger:
+async def _open_embedded(settings: Settings, persist: bool, chain_id: int | None) -> Ledger:
     path = settings.path("chain", "embedded.sqlite") if persist else None
-    provider = _EmbeddedProvider(path)
+    provider = _EmbeddedProvider(path, chain_id)
     w3 = AsyncWeb3(provider)
     keys = [k.to_bytes() for k in provider.ethereum_tester.backend.account_keys]
 
@@ -145,7 +182,7 @@ async def _open_embedded(settings: Settings, persist: bool) -> Ledger:
     return Ledger(rpc, dev_keys=keys, on_close=[close_store])
 
 
-async def _open_anvil(settings: Settings, persist: bool) -> Ledger:
+async def _open_anvil(settings: Settings, persist: bool, chain_id: int | None) -> Ledger:
     node = AnvilNode(
         binary=find_anvil(settings.anvil_path),
         state_file=settings.path("chain", "anvil-state.json") if persist else None,
@@ -153,6 +190,8 @@ async def _open_anvil(settings: Settings, persist: bool) -> Ledger:
         block_time=settings.block_time,
         log_file=settings.path("logs", "anvil.log"),
     )
+    if chain_id is not None:
+        node.chain_id = chain_id
     await node.start()
     try:
         return await _connect(

@@ -24,13 +24,14 @@ from eth_tester.backends.pyevm.main import (
 )
 
 from pervasive.chain.hardfork import HARDFORK
-from pervasive.errors import InternalError
+from pervasive.errors import ConfigError, InternalError
 from pervasive.store import open_database
 
 __all__ = ["SqliteKeyValue", "persistent_tester"]
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;"
 _HEAD_KEY = b"pervasive:has-genesis"
+_CHAIN_ID_KEY = b"pervasive:chain-id"  # absent in files made before chain ids were settable
 _VMS: dict[str, Any] = {"prague": PragueVM}  # py-evm's VM class per hard fork name
 
 
@@ -79,30 +80,58 @@ class SqliteKeyValue(BaseDB):
         self._db.close()
 
 
-def persistent_tester(path: Path | None) -> tuple[EthereumTester, SqliteKeyValue | None]:
+def _with_chain_id(chain_class: Any, chain_id: int) -> Any:
+    if chain_id == chain_class.chain_id:
+        return chain_class
+    # py-evm reads the id from the chain class (EIP-155 checks, the CHAINID opcode)
+    return type(chain_class.__name__, (chain_class,), {"chain_id": chain_id})
+
+
+def persistent_tester(
+    path: Path | None, *, chain_id: int | None = None
+) -> tuple[EthereumTester, SqliteKeyValue | None]:
     """An eth-tester chain whose state lives in the SQLite file at ``path``.
 
     With ``path=None`` the chain lives in memory (tests that want a fresh chain).
     The dev accounts are eth-tester's ten funded keys, the same on every start. The
     chain runs :data:`~pervasive.chain.hardfork.HARDFORK` rules from genesis (pinned,
-    not eth-tester's default of the day).
+    not eth-tester's default of the day). ``chain_id`` replaces eth-tester's fixed id
+    (131277322940537), so two embedded chains can stand for two different networks.
+    A persisted chain keeps the id it was created with: reopened without ``chain_id``
+    it has that id; with another one, :class:`ConfigError`.
     """
     vm = _VMS.get(HARDFORK)
     if vm is None:
         raise InternalError(f"the embedded chain has no py-evm VM for hard fork {HARDFORK!r}")
     backend = PyEVMBackend(vm_configuration=((0, vm),))
+    default_class: Any = type(backend.chain)
     if path is None:
+        if chain_id is not None:
+            backend.chain = _with_chain_id(default_class, chain_id).from_genesis(
+                AtomicDB(),
+                get_default_genesis_params(),
+                generate_genesis_state_for_keys(backend.account_keys),
+            )
         return EthereumTester(backend), None
     store = SqliteKeyValue(path)
-    chain_class: Any = type(backend.chain)
     database = AtomicDB(store)
     if store.exists(_HEAD_KEY):
-        backend.chain = chain_class(database)
+        has_id = store.exists(_CHAIN_ID_KEY)
+        stored = int(store[_CHAIN_ID_KEY]) if has_id else int(default_class.chain_id)
+        if chain_id is not None and chain_id != stored:
+            store.close()
+            raise ConfigError(
+                f"the embedded chain at {path} has chain id {stored}, not {chain_id}: "
+                "open it with its own id, or use another data directory"
+            )
+        backend.chain = _with_chain_id(default_class, stored)(database)
     else:
+        chain_class = _with_chain_id(default_class, chain_id or int(default_class.chain_id))
         genesis_state = generate_genesis_state_for_keys(backend.account_keys)
         backend.chain = chain_class.from_genesis(
             database, get_default_genesis_params(), genesis_state
         )
+        store[_CHAIN_ID_KEY] = str(chain_class.chain_id).encode()
         store[_HEAD_KEY] = b"1"
         store.commit()
     return EthereumTester(backend), store

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import rlp
+from eth_utils.crypto import keccak
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import (
     BlockNotFound,
@@ -30,6 +32,7 @@ from pervasive.chain.records import Log, Receipt
 from pervasive.chain.reverts import decode_revert
 from pervasive.errors import (
     ChainUnavailable,
+    InternalError,
     NotFound,
     TransactionReverted,
     TransactionTimeout,
@@ -37,11 +40,13 @@ from pervasive.errors import (
 )
 
 __all__ = [
+    "BlockHeader",
     "BlockRef",
     "LedgerOptions",
     "PooledTransaction",
     "RpcClient",
     "TransactionRefused",
+    "encode_header_fields",
 ]
 
 _RECEIPT_BATCH = 500
@@ -89,6 +94,67 @@ class BlockRef:
 
 
 @dataclass(frozen=True)
+class BlockHeader:
+    """A block's header as the chain hashes it, with the ids of its transactions.
+
+    ``encoded`` is the header's RLP: ``keccak(encoded) == hash`` is checked before the
+    record is handed out, so a verifier can trust ``encoded`` as far as it trusts ``hash``.
+    """
+
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+    transactions_root: bytes
+    transaction_hashes: tuple[str, ...]
+    """In block order: position ``i`` is the transaction under key ``rlp(i)``."""
+    encoded: bytes
+
+
+# The header fields in RLP order, each with the fork that appended it (None: since
+# genesis). A node leaves out the fields of forks it does not run, and so do we.
+_HEADER_FIELDS = (
+    "parentHash", "sha3Uncles", "miner", "stateRoot", "transactionsRoot", "receiptsRoot",
+    "logsBloom", "difficulty", "number", "gasLimit", "gasUsed", "timestamp", "extraData",
+    "mixHash", "nonce",
+)  # fmt: skip
+_LATER_HEADER_FIELDS = (  # London, Shanghai, Cancun (three), Prague
+    "baseFeePerGas", "withdrawalsRoot", "blobGasUsed", "excessBlobGas",
+    "parentBeaconBlockRoot", "requestsHash",
+)  # fmt: skip
+_INT_FIELDS = frozenset(
+    {"difficulty", "number", "gasLimit", "gasUsed", "timestamp", "baseFeePerGas",
+     "blobGasUsed", "excessBlobGas"}
+)  # fmt: skip
+
+
+def encode_header_fields(block: dict[str, Any]) -> bytes:
+    """The RLP of a header from a JSON-RPC block object (``eth_getBlockBy*``, 0x-hex).
+
+    A later fork's field is encoded only if present, and a field after a missing one
+    would make a header no node produces, so the present fields must form a prefix.
+
+    Example: ``keccak(encode_header_fields(block)) == bytes.fromhex(block["hash"][2:])``.
+    """
+    items: list[bytes | int] = []
+    for name in _HEADER_FIELDS:
+        items.append(_header_item(name, block[name]))
+    present = [name for name in _LATER_HEADER_FIELDS if block.get(name) is not None]
+    if present != list(_LATER_HEADER_FIELDS[: len(present)]):
+        raise InternalError(f"a block object with header fields {present} matches no known fork")
+    for name in present:
+        items.append(_header_item(name, block[name]))
+    return bytes(rlp.encode(items))
+
+
+def _header_item(name: str, value: Any) -> bytes | int:
+    text = str(value)
+    if name in _INT_FIELDS:
+        return int(text, 16) if isinstance(value, str) else int(value)
+    return bytes.fromhex(text.removeprefix("0x"))
+
+
+@dataclass(frozen=True)
 class PooledTransaction:
     """A transaction in the node's pool, not yet in a block (``txpool_content``)."""
 
@@ -102,6 +168,11 @@ class PooledTransaction:
 
 def _hexstr(value: Any) -> str:
     return "0x" + bytes(value).hex() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def _int(value: Any) -> int:
+    # web3's formatted blocks carry ints, a node's raw JSON 0x-hex
+    return int(value, 16) if isinstance(value, str) else int(value)
 
 
 class RpcClient:
@@ -425,6 +496,97 @@ class RpcClient:
                         )
                     )
         return out
+
+    # -- transactions and headers as hashed (inclusion proofs) ------------------------
+    async def raw_transaction(self, tx_hash: str) -> bytes | None:
+        """The signed transaction as serialised on the wire (``eth_getRawTransactionByHash``).
+
+        ``None`` for a hash the node does not know. keccak of the result is ``tx_hash``.
+
+        Example: ``raw = await ledger.rpc.raw_transaction(receipt.transaction_hash)``.
+        """
+        answer = await self._guard(
+            self.w3.provider.make_request("eth_getRawTransactionByHash", [tx_hash])
+        )
+        if answer.get("error"):
+            raise ChainUnavailable(
+                f"the node failed eth_getRawTransactionByHash: {answer['error']}"
+            )
+        result = answer.get("result")
+        return bytes.fromhex(str(result).removeprefix("0x")) if result else None
+
+    async def raw_transactions(self, tx_hashes: Sequence[str]) -> list[bytes | None]:
+        """:meth:`raw_transaction` of many hashes, in one JSON-RPC batch over HTTP.
+
+        A whole block's transactions are needed to rebuild its trie: for a block of 200
+        on anvil one request each took 0.48 s, one batch 0.07 s.
+
+        Example: ``await ledger.rpc.raw_transactions(header.transaction_hashes)``.
+        """
+        if not isinstance(self.w3.provider, AsyncHTTPProvider):
+            return [await self.raw_transaction(tx_hash) for tx_hash in tx_hashes]
+        out: list[bytes | None] = []
+        for start in range(0, len(tx_hashes), _RECEIPT_BATCH):
+            chunk = tx_hashes[start : start + _RECEIPT_BATCH]
+            calls = [("eth_getRawTransactionByHash", [tx_hash]) for tx_hash in chunk]
+            for result in await self._batch(calls):
+                if isinstance(result, Exception):
+                    raise ChainUnavailable(f"the node failed eth_getRawTransactionByHash: {result}")
+                out.append(bytes.fromhex(str(result).removeprefix("0x")) if result else None)
+        return out
+
+    async def block_header(self, block: int | str) -> BlockHeader | None:
+        """The header of a block by number (canonical), by hash, or ``"latest"``.
+
+        ``None`` when there is no such block. A node's JSON fields are re-encoded to the
+        header's RLP (the embedded chain hands its RLP over directly) and the result is
+        checked to hash to the block hash.
+
+        Example: ``(await ledger.rpc.block_header(receipt.block_number)).encoded``.
+        """
+        if self.kind == "embedded":
+            try:
+                fields = dict(await self._guard(self.w3.eth.get_block(block)))  # type: ignore[arg-type]
+            except BlockNotFound:
+                return None
+            answer = await self._guard(
+                self.w3.provider.make_request("debug_getRawHeader", [_hexstr(fields["hash"])])
+            )
+            encoded = bytes.fromhex(str(answer["result"]).removeprefix("0x"))
+        else:
+            by_hash = isinstance(block, str) and len(block) == 66
+            method = "eth_getBlockByHash" if by_hash else "eth_getBlockByNumber"
+            ref = block if isinstance(block, str) else hex(block)
+            answer = await self._guard(self.w3.provider.make_request(method, [ref, False]))
+            if answer.get("error"):
+                raise ChainUnavailable(f"the node failed {method}: {answer['error']}")
+            if not answer.get("result"):
+                return None
+            fields = dict(answer["result"])
+            encoded = encode_header_fields(fields)
+        block_hash = _hexstr(fields["hash"])
+        if "0x" + keccak(encoded).hex() != block_hash:
+            raise InternalError(
+                f"the header of block {block_hash} does not re-hash to it: an unknown "
+                "header layout; please file an issue naming the node and its version"
+            )
+        return BlockHeader(
+            number=_int(fields["number"]),
+            hash=block_hash,
+            parent_hash=_hexstr(fields["parentHash"]),
+            timestamp=_int(fields["timestamp"]),
+            transactions_root=bytes.fromhex(_hexstr(fields["transactionsRoot"])[2:]),
+            transaction_hashes=tuple(_hexstr(tx) for tx in fields["transactions"]),
+            encoded=encoded,
+        )
+
+    async def block_transaction_hashes(self, block: int | str) -> list[str]:
+        """The hashes of a block's transactions in block order; empty beyond the head.
+
+        Example: ``await ledger.rpc.block_transaction_hashes(receipt.block_number)``.
+        """
+        header = await self.block_header(block)
+        return list(header.transaction_hashes) if header else []
 
     # -- development chains -----------------------------------------------------------
     async def mine(self, blocks: int = 1) -> None:

@@ -65,6 +65,8 @@ class PendingTransaction:
     gas: int
     fees: tuple[int, int]
     hashes: list[str] = field(default_factory=list)
+    raw: bytes = b""
+    """The signed bytes first sent: what a counterparty keeps as evidence (paper 003)."""
 
 
 class TransactionManager:
@@ -146,8 +148,10 @@ class TransactionManager:
         fees = await self._current_fees()
         nonce = await self._reserve_nonces(1)
         pending = PendingTransaction(call=call, nonce=nonce, gas=gas, fees=fees)
+        signed = self._sign(call, nonce, gas, fees)
+        pending.raw = signed.raw
         try:
-            pending.hashes.append(await self._send(self._sign(call, nonce, gas, fees)))
+            pending.hashes.append(await self._send(signed))
         except (TransactionRefused, ChainUnavailable):
             self.forget_nonce()
             raise

@@ -20,13 +20,24 @@ from pervasive.contracts.agreement_records import (
 )
 from pervasive.contracts.compiler import Artifact, compile_contract, compile_source
 from pervasive.contracts.contract import Contract, DecodedEvent
+from pervasive.contracts.data_index import DataIndex, IndexPosting
 from pervasive.contracts.deployments import (
     Deployment,
     DeploymentBook,
     deploy,
     ensure_deployed,
 )
+from pervasive.contracts.deposit_oracle import (
+    DepositAttestation,
+    DepositOracle,
+    attestation_digest,
+    pack_signatures,
+    sign_attestation,
+)
+from pervasive.contracts.htlc import Htlc, HtlcLock, hashlock
+from pervasive.contracts.notary import Notary, NotaryTerms, penalty_message, release_message
 from pervasive.contracts.registry import REGISTRY, Registry
+from pervasive.contracts.user_contract import Payment, UserContract, payment_id
 
 __all__ = [
     "AGREEMENT",
@@ -36,18 +47,35 @@ __all__ = [
     "AgreementFactory",
     "Artifact",
     "Contract",
+    "DataIndex",
     "DecodedEvent",
     "Deployment",
     "DeploymentBook",
+    "DepositAttestation",
+    "DepositOracle",
     "DisputeRecord",
+    "Htlc",
+    "HtlcLock",
+    "IndexPosting",
+    "Notary",
+    "NotaryTerms",
+    "Payment",
     "ProofEvidence",
     "Record",
     "Registry",
     "RevealEvidence",
+    "UserContract",
+    "attestation_digest",
     "blueprint_deploy_code",
     "compact_signature",
     "compile_contract",
     "compile_source",
     "deploy",
     "ensure_deployed",
+    "hashlock",
+    "pack_signatures",
+    "payment_id",
+    "penalty_message",
+    "release_message",
+    "sign_attestation",
 ]

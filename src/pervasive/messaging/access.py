@@ -73,6 +73,10 @@ SERVICE_ROLES: Mapping[str, tuple[Grant, ...]] = MappingProxyType(
         "gateway": (Grant(Access.READWRITE, _ALL_SHADOWS), Grant(Access.READ, _ALL_DEVICES)),
         # DIVERSITY intermediate nodes (paper 002) read sensor messages, talk among themselves
         "node": (Grant(Access.READ, _ALL_DEVICES), Grant(Access.READWRITE, "pervasive/nodes/#")),
+        # notary members (paper 003) talk among themselves in their session inboxes
+        "notary": (Grant(Access.READWRITE, "pervasive/notary/#"),),
+        # a data provider's exchange system (paper 003's Sys) reads its devices' readings
+        "exchange": (Grant(Access.READ, _ALL_DEVICES),),
         # a party's auditor (paper 002, off-chain proof of storage) asks nodes for stored
         # windows and reads their signed answers; it sees no other node traffic
         "auditor": (

@@ -1,0 +1,108 @@
+"""ECIES on secp256k1: encrypt to an Ethereum account's key (paper 003, section V).
+
+The data provider of paper 003 posts the data index on the data chain encrypted to the
+consumer, so only the consumer (who paid) can read where the data is; the DKG also
+sends each member its share encrypted to that member's account key. Both use this one
+scheme: an ephemeral secp256k1 key agreement (ECDH, libsecp256k1 via coincurve), HKDF-
+SHA256 to a 256-bit key, and AES-256-GCM. The ``context`` (a payment id, a session and
+recipient index) is bound twice: in the HKDF info, so another context derives another
+key, and as GCM associated data, so a ciphertext moved to another context fails.
+
+Ciphertext layout: ``ephemeral public key (33, compressed) || nonce (12) || ct || tag (16)``.
+
+Example::
+
+    key = generate_private_key()
+    box = encrypt_to(key.public_key, b"cid:bafy...", context=payment_id)
+    assert decrypt_with(key, box, context=payment_id) == b"cid:bafy..."
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import coincurve
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from pervasive.crypto.keys import PrivateKey, PublicKey, generate_private_key
+from pervasive.errors import InvalidInput
+
+__all__ = ["ECIES_OVERHEAD", "decrypt_with", "encrypt_to"]
+
+_INFO_TAG = b"pervasive.ecies.secp256k1.aes256gcm.v1"
+_PUBLIC_KEY_SIZE = 33
+_NONCE_SIZE = 12
+_TAG_SIZE = 16
+
+ECIES_OVERHEAD = _PUBLIC_KEY_SIZE + _NONCE_SIZE + _TAG_SIZE
+"""Bytes a ciphertext has beyond its plaintext (61): size on-chain budgets with it."""
+
+
+def _shared_key(
+    secret: PrivateKey, peer: bytes, ephemeral: bytes, recipient: bytes, context: bytes
+) -> bytes:
+    # The raw x coordinate of the shared point is the ECDH secret; coincurve's ecdh()
+    # would hash it first with its own convention, which other ECIES tools do not share.
+    shared_x = coincurve.PublicKey(peer).multiply(secret.secret).format(compressed=True)[1:]
+    # Binding both public keys in the salt stops a key-substitution: the same shared
+    # point reached through another ephemeral or recipient key derives another key.
+    kdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=ephemeral + recipient,
+        info=_INFO_TAG + len(context).to_bytes(4, "big") + context,
+    )
+    return kdf.derive(shared_x)
+
+
+def encrypt_to(public_key: PublicKey, plaintext: bytes, *, context: bytes) -> bytes:
+    """Encrypt ``plaintext`` so that only the holder of ``public_key``'s secret reads it.
+
+    ``context`` must be given again to decrypt (for example the payment id). A fresh
+    ephemeral key and nonce per call: the same plaintext never encrypts the same twice.
+
+    Example: ``encrypt_to(consumer_key, b"index", context=payment_id)``.
+    """
+    if not isinstance(plaintext, bytes | bytearray) or not isinstance(context, bytes | bytearray):
+        raise InvalidInput("ECIES plaintext and context must be bytes")
+    ephemeral = generate_private_key()
+    ephemeral_public = ephemeral.public_key.to_compressed()
+    recipient = public_key.to_compressed()
+    key = _shared_key(ephemeral, recipient, ephemeral_public, recipient, bytes(context))
+    nonce = secrets.token_bytes(_NONCE_SIZE)
+    sealed = AESGCM(key).encrypt(nonce, bytes(plaintext), bytes(context))
+    return ephemeral_public + nonce + sealed
+
+
+def decrypt_with(private_key: PrivateKey, ciphertext: bytes, *, context: bytes) -> bytes:
+    """Decrypt a ciphertext of :func:`encrypt_to` with the recipient's key.
+
+    Raises :class:`InvalidInput` if the ciphertext is malformed, was made for another key
+    or context, or was tampered with (GCM does not say which, by design).
+
+    Example: ``decrypt_with(consumer_key, box, context=payment_id)``.
+    """
+    if not isinstance(ciphertext, bytes | bytearray) or not isinstance(context, bytes | bytearray):
+        raise InvalidInput("ECIES ciphertext and context must be bytes")
+    if len(ciphertext) < ECIES_OVERHEAD:
+        raise InvalidInput(
+            f"an ECIES ciphertext is at least {ECIES_OVERHEAD} bytes, got {len(ciphertext)}"
+        )
+    ephemeral_public = bytes(ciphertext[:_PUBLIC_KEY_SIZE])
+    nonce = bytes(ciphertext[_PUBLIC_KEY_SIZE : _PUBLIC_KEY_SIZE + _NONCE_SIZE])
+    sealed = bytes(ciphertext[_PUBLIC_KEY_SIZE + _NONCE_SIZE :])
+    try:
+        coincurve.PublicKey(ephemeral_public)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("the ECIES ciphertext does not start with a secp256k1 key") from exc
+    recipient = private_key.public_key.to_compressed()
+    key = _shared_key(private_key, ephemeral_public, ephemeral_public, recipient, bytes(context))
+    try:
+        return AESGCM(key).decrypt(nonce, sealed, bytes(context))
+    except InvalidTag as exc:
+        raise InvalidInput(
+            "cannot decrypt: wrong key or context, or the ciphertext was altered"
+        ) from exc
