@@ -23,9 +23,11 @@ from pervasive.cli import (
     code,
     configuration,
     demo,
+    demo_dataexchange,
     demo_smartlock,
     device,
     node,
+    notary,
     registry,
     services,
     stack,
@@ -83,10 +85,12 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(demo.app, name="demo")
 app.add_typer(device.app, name="device")
 app.add_typer(node.app, name="node")
+app.add_typer(notary.app, name="notary")
 app.add_typer(code.app, name="code")
 app.add_typer(services.broker_app, name="broker")
 app.add_typer(services.shadow_app, name="shadow")
 demo.app.command("smartlock")(demo_smartlock.smartlock)
+demo.app.command("dataexchange")(demo_dataexchange.dataexchange)
 app.command("up")(stack.up)
 app.command("status")(stack.status)
 app.command("config")(configuration.show_config)

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -128,6 +129,12 @@ def compile_source(name: str, source: str) -> Artifact:
     )
 
 
+@functools.lru_cache(maxsize=32)
+def _compiled(name: str, source: str) -> Artifact:
+    # a process compiles each shipped source once: wrappers' ``at()`` ask for the ABI often
+    return compile_source(name, source)
+
+
 def compile_contract(name: str, *, cache_dir: Path | None = None) -> Artifact:
     """Compile the shipped contract ``name``, or read it from ``cache_dir`` when cached.
 
@@ -145,7 +152,7 @@ def compile_contract(name: str, *, cache_dir: Path | None = None) -> Artifact:
             cached = None
         if cached is not None and cached.source_hash == digest:
             return cached
-    artifact = compile_source(name, source)
+    artifact = _compiled(name, source)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")

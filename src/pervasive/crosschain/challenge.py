@@ -104,15 +104,23 @@ class Challenge:
 
         Raises :class:`InvalidInput` saying which field is wrong and how to fix it.
         """
+        if not isinstance(body, Mapping):
+            raise InvalidInput('a challenge is a JSON object {"kind", "payment_id", "evidence"}')
         try:
             kind = ChallengeKind(str(body.get("kind")))
         except ValueError:
             kinds = ", ".join(k.value for k in ChallengeKind)
             raise InvalidInput(f"challenge kind must be one of {kinds}") from None
-        payment_id = _hex_field(body, "payment_id")
+        return cls.checked(kind, _hex_field(body, "payment_id"), _hex_field(body, "evidence"))
+
+    @classmethod
+    def checked(cls, kind: ChallengeKind, payment_id: bytes, evidence: bytes) -> Challenge:
+        """A challenge whose fields have the sizes its kind needs; :class:`InvalidInput` else.
+
+        Example: ``Challenge.checked(ChallengeKind.UNDELIVERED, payment_id, tx_hash)``.
+        """
         if len(payment_id) != 32:
             raise InvalidInput("payment_id must be 32 bytes (the Paid event's payment_id)")
-        evidence = _hex_field(body, "evidence")
         if kind is ChallengeKind.UNDELIVERED and len(evidence) != 32:
             raise InvalidInput("an undelivered challenge's evidence is the pay transaction hash")
         if kind is ChallengeKind.UNPAID and not 0 < len(evidence) <= _MAX_RAW_TRANSACTION:
@@ -220,11 +228,11 @@ def _undelivered(
         return Verdict(
             challenge, Outcome.WAIT, "the provider's deadline has not passed", ready_at=deadline
         )
-    late = f"late, at block {posted.block_number}" if posted else "never"
+    late = f"posted the index late (block {posted.block_number})" if posted else "never posted"
     return Verdict(
         challenge,
         Outcome.PENALIZE,
-        f"the provider posted the index {late}: deadline was {deadline}",
+        f"the provider {late}: it had {window} s after the payment's block",
         cheater=payment.provider,
         victim=payment.consumer,
         amount=payment.required,

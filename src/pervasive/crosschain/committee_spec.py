@@ -26,9 +26,11 @@ Example::
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pervasive.crypto import PublicKey, checksum_address
 from pervasive.errors import ConfigError, InvalidInput
@@ -81,6 +83,8 @@ class CommitteeSpec:
 
     def __post_init__(self) -> None:
         n = len(self.members)
+        if not n:
+            raise InvalidInput("the committee has no members: list at least one")
         if [m.index for m in self.members] != list(range(1, n + 1)):
             raise InvalidInput("members must be listed with indices 1..n in order")
         if len({m.address for m in self.members}) != n:
@@ -89,6 +93,8 @@ class CommitteeSpec:
             raise InvalidInput(f"the threshold must be in 1..{n}, got {self.threshold}")
         if len(self.setup_nonce) != 32:
             raise InvalidInput("the setup nonce is 32 random bytes")
+        if not (math.isfinite(self.dkg_start) and math.isfinite(self.dkg_step)):
+            raise InvalidInput("dkg_start and dkg_step must be finite numbers of seconds")
         if self.publish_window <= 0 or self.coef_percent < 100 or self.dkg_step <= 0:
             raise InvalidInput(
                 "publish_window and dkg_step must be positive and coef_percent at least 100"
@@ -144,48 +150,42 @@ class CommitteeSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CommitteeSpec:
         """Parse the committee file's JSON; :class:`InvalidInput` names the bad field."""
-        try:
-            members = tuple(
-                CommitteeMember(
-                    int(m["index"]),
-                    PublicKey.from_bytes(bytes.fromhex(str(m["public_key"]).removeprefix("0x"))),
-                    str(m["url"]),
-                )
-                for m in data["members"]
+        document = _object(data, "the committee file")
+        members = tuple(
+            _member(position, value)
+            for position, value in enumerate(_field(document, "members", _array), start=1)
+        )
+        contracts = document.get("contracts")
+        deployed = None
+        if contracts is not None:
+            contracts = _object(contracts, "the committee file's contracts")
+            deployed = CommitteeContracts(
+                notary=_field(contracts, "notary", _address, "contracts."),
+                oracle=_field(contracts, "oracle", _address, "contracts."),
+                user_contract=_field(contracts, "user_contract", _address, "contracts."),
+                from_block=_field(contracts, "from_block", _integer, "contracts."),
             )
-            contracts = data.get("contracts")
-            return cls(
-                chain_id=int(data["chain_id"]),
-                threshold=int(data["threshold"]),
-                setup_nonce=bytes.fromhex(str(data["setup_nonce"]).removeprefix("0x")),
-                publish_window=int(data["publish_window"]),
-                period_end=int(data["period_end"]),
-                coef_percent=int(data["coef_percent"]),
-                dkg_start=float(data["dkg_start"]),
-                dkg_step=float(data["dkg_step"]),
-                members=members,
-                contracts=CommitteeContracts(
-                    notary=checksum_address(contracts["notary"]),
-                    oracle=checksum_address(contracts["oracle"]),
-                    user_contract=checksum_address(contracts["user_contract"]),
-                    from_block=int(contracts["from_block"]),
-                )
-                if contracts
-                else None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInput(
-                f"the committee file is malformed: {exc!r} is missing or bad"
-            ) from exc
+        return cls(
+            chain_id=_field(document, "chain_id", _integer),
+            threshold=_field(document, "threshold", _integer),
+            setup_nonce=_field(document, "setup_nonce", _hex),
+            publish_window=_field(document, "publish_window", _integer),
+            period_end=_field(document, "period_end", _integer),
+            coef_percent=_field(document, "coef_percent", _integer),
+            dkg_start=_field(document, "dkg_start", _number),
+            dkg_step=_field(document, "dkg_step", _number),
+            members=members,
+            contracts=deployed,
+        )
 
     @classmethod
     def load(cls, path: Path) -> CommitteeSpec:
         """Read ``path``; :class:`ConfigError` with what to do if it cannot be used."""
         try:
-            return cls.from_json(json.loads(path.read_text()))
+            return cls.from_json(json.loads(path.read_bytes()))
         except OSError as exc:
             raise ConfigError(f"cannot read the committee file {path}: {exc.strerror}") from exc
-        except (json.JSONDecodeError, InvalidInput) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, InvalidInput) as exc:
             raise ConfigError(f"{path} is not a committee file: {exc}") from exc
 
     def save(self, path: Path) -> None:
@@ -194,3 +194,68 @@ class CommitteeSpec:
         partial = path.with_suffix(path.suffix + ".partial")
         partial.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         partial.replace(path)
+
+
+_T = TypeVar("_T")
+
+
+def _object(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _field(data: dict[str, Any], name: str, convert: Callable[[Any], _T], where: str = "") -> _T:
+    """``convert(data[name])``; :class:`InvalidInput` naming the field if it is missing or bad."""
+    if name not in data:
+        raise InvalidInput(f"the committee file is malformed: {where}{name} is missing")
+    try:
+        return convert(data[name])
+    except (TypeError, ValueError) as exc:  # InvalidInput is a ValueError
+        raise InvalidInput(f"the committee file is malformed: {where}{name}: {exc}") from exc
+
+
+def _member(position: int, value: object) -> CommitteeMember:
+    where = f"members[{position}]."
+    member = _object(value, f"the committee file's {where[:-1]}")
+    return CommitteeMember(
+        _field(member, "index", _integer, where),
+        _field(member, "public_key", _public_key, where),
+        _field(member, "url", _text, where),
+    )
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"expected an integer, got {value!r}")
+    return value
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"expected a string, got {value!r}")
+    return value
+
+
+def _array(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidInput(f"expected a JSON array, got {type(value).__name__}")
+    return value
+
+
+def _hex(value: object) -> bytes:
+    return bytes.fromhex(_text(value).removeprefix("0x"))
+
+
+def _address(value: object) -> str:
+    return checksum_address(_text(value))
+
+
+def _public_key(value: object) -> PublicKey:
+    return PublicKey.from_bytes(_hex(value))

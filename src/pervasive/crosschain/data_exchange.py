@@ -50,9 +50,9 @@ from aiohttp import web
 
 from pervasive.crosschain.chains import PostedIndex
 from pervasive.crosschain.data_index import (
-    DataIndex,
     DataRequest,
     DatasetSpec,
+    IndexRecord,
     data_request_message,
     parse_data_request,
     seal_index,
@@ -219,7 +219,7 @@ class DataExchange:
         if payment_id in self._offers:
             raise InvalidInput(f"payment {payment_id.hex()} already has an index sealed")
         spec = self._datasets[dataset_digest].spec
-        index = DataIndex(payment_id, spec.dataset_id, sys_url, dataset_digest, expiry)
+        index = IndexRecord(payment_id, spec.dataset_id, sys_url, dataset_digest, expiry)
         ciphertext = seal_index(index, consumer)
         self._offers[payment_id] = Offer(
             payment_id, consumer.address, dataset_digest, ciphertext, expiry
@@ -443,7 +443,7 @@ class DataExchangeServer:
 
 
 async def fetch_dataset(
-    session: aiohttp.ClientSession, index: DataIndex, ciphertext: bytes, key: PrivateKey
+    session: aiohttp.ClientSession, index: IndexRecord, ciphertext: bytes, key: PrivateKey
 ) -> tuple[ServedReading, ...] | Refusal:
     """C's side of step 7: take a nonce, sign the request, fetch the readings from Sys.
 

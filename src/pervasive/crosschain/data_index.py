@@ -7,7 +7,7 @@ module is that identifier, sans I/O:
 
 - :class:`DatasetSpec` and its digest, the one-way function of a dataset's identity
   that C looks up in Sys before paying (V-A step 1);
-- :class:`DataIndex`, the plaintext record (payment id, dataset id, Sys URL, the
+- :class:`IndexRecord`, the plaintext record (payment id, dataset id, Sys URL, the
   dataset digest C checked before paying, expiry), encoded canonically;
 - :func:`seal_index` / :func:`open_index`: ECIES to C's secp256k1 key with the payment
   id as context, so a ciphertext cannot be moved to another payment;
@@ -18,7 +18,7 @@ module is that identifier, sans I/O:
 
 Example::
 
-    index = DataIndex(payment_id, "warehouse-7", "http://sys.example:8080", digest, expiry)
+    index = IndexRecord(payment_id, "warehouse-7", "http://sys.example:8080", digest, expiry)
     ciphertext = seal_index(index, consumer_key.public_key)
     assert open_index(ciphertext, consumer_key, payment_id=payment_id) == index
     index_commitment(payment_id, ciphertext)[:4] == b"PVX1"
@@ -44,9 +44,9 @@ __all__ = [
     "INDEX_COMMITMENT_TAG",
     "INDEX_TAG",
     "MAX_INDEX_CIPHERTEXT",
-    "DataIndex",
     "DataRequest",
     "DatasetSpec",
+    "IndexRecord",
     "data_request_message",
     "index_commitment",
     "open_index",
@@ -124,7 +124,7 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
-class DataIndex:
+class IndexRecord:
     """The plaintext data index: which dataset, where to fetch it, for which payment."""
 
     payment_id: bytes
@@ -160,7 +160,7 @@ class DataIndex:
     def encode(self) -> bytes:
         """The canonical bytes: ``abi_encode`` of the tag and the five fields.
 
-        Example: ``DataIndex.decode(index.encode()) == index``.
+        Example: ``IndexRecord.decode(index.encode()) == index``.
         """
         return abi_encode(
             _TYPES,
@@ -175,12 +175,12 @@ class DataIndex:
         )
 
     @classmethod
-    def decode(cls, data: bytes) -> DataIndex:
+    def decode(cls, data: bytes) -> IndexRecord:
         """Parse :meth:`encode`'s bytes; anything else (other tag, non-canonical) is refused.
 
         Raises :class:`~pervasive.errors.InvalidInput`.
 
-        Example: ``DataIndex.decode(open_plaintext).payment_id``.
+        Example: ``IndexRecord.decode(open_plaintext).payment_id``.
         """
         try:
             tag, payment_id, dataset_id, sys_url, digest, expiry = abi_decode(_TYPES, data)
@@ -192,7 +192,7 @@ class DataIndex:
         return cls(payment_id, dataset_id, sys_url, digest, expiry)
 
 
-def seal_index(index: DataIndex, consumer: PublicKey) -> bytes:
+def seal_index(index: IndexRecord, consumer: PublicKey) -> bytes:
     """Encrypt ``index`` to C's secp256k1 key, bound to its payment id.
 
     Raises :class:`~pervasive.errors.InvalidInput` if the ciphertext would exceed
@@ -209,7 +209,7 @@ def seal_index(index: DataIndex, consumer: PublicKey) -> bytes:
     return ciphertext
 
 
-def open_index(ciphertext: bytes, key: PrivateKey, *, payment_id: bytes) -> DataIndex:
+def open_index(ciphertext: bytes, key: PrivateKey, *, payment_id: bytes) -> IndexRecord:
     """Decrypt and parse an index C found on the data chain for ``payment_id``.
 
     Raises :class:`~pervasive.errors.InvalidInput` when the ciphertext was not sealed
@@ -222,7 +222,7 @@ def open_index(ciphertext: bytes, key: PrivateKey, *, payment_id: bytes) -> Data
         raise InvalidInput(
             f"index ciphertext is {len(ciphertext)} bytes, over {MAX_INDEX_CIPHERTEXT}"
         )
-    index = DataIndex.decode(decrypt_with(key, ciphertext, context=payment_id))
+    index = IndexRecord.decode(decrypt_with(key, ciphertext, context=payment_id))
     # the AEAD context already binds the payment id; a mismatch means P sealed it wrong
     if index.payment_id != payment_id:
         raise InvalidInput("the index names another payment id than the one it was posted for")

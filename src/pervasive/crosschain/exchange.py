@@ -45,7 +45,7 @@ from pervasive.contracts.deposit_oracle import pack_signatures
 from pervasive.contracts.user_contract import UserContract, payment_id
 from pervasive.crosschain.chains import DataChain, PostedIndex
 from pervasive.crosschain.data_exchange import DataExchange, Refusal, ServedReading, fetch_dataset
-from pervasive.crosschain.data_index import DataIndex, open_index
+from pervasive.crosschain.data_index import IndexRecord, open_index
 from pervasive.crosschain.errors import DepositInsufficient
 from pervasive.crosschain.payments import Payment, check_attestation, decode_payment
 from pervasive.crypto import PrivateKey, PublicKey, checksum_address
@@ -206,7 +206,7 @@ class ExchangeResult:
     payment_id: bytes
     pay: PendingTransaction
     ciphertext: bytes
-    index: DataIndex
+    index: IndexRecord
     readings: tuple[ServedReading, ...]
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -60,7 +60,14 @@ from pervasive.committee import (
 from pervasive.contracts.notary import Notary, release_id, release_message
 from pervasive.contracts.user_contract import UserContract
 from pervasive.crosschain.chains import DataChain
-from pervasive.crosschain.challenge import Challenge, Outcome, Verdict, decide, penalty_request
+from pervasive.crosschain.challenge import (
+    CLOCK_GRACE,
+    Challenge,
+    Outcome,
+    Verdict,
+    decide,
+    penalty_request,
+)
 from pervasive.crosschain.challenge_desk import ChallengeDesk
 from pervasive.crosschain.check_server import CheckServer, CheckService, Request, Response
 from pervasive.crosschain.committee_spec import CommitteeContracts, CommitteeSpec
@@ -385,6 +392,9 @@ class NotaryService:
         self._early.clear()
         for row in self.state.open_challenges():
             self._spawn(self._evaluate(row.challenge))
+        for row in self.state.challenges():
+            if row.verdict is not None and row.verdict.outcome is Outcome.PENALIZE:
+                self._spawn(self._resume_penalty(row.challenge))
         self._serving.set()
         self._changed.set()
 
@@ -432,6 +442,14 @@ class NotaryService:
         signature = self.signer_bls.signature(request.request_id)
         if signature is not None:
             self._queue_penalty(verdict, signature)
+
+    async def _resume_penalty(self, challenge: Challenge) -> None:
+        # After a restart the partials received before it are gone, and the others may
+        # have missed this member's: unless C_sp settled it, sign again (the journal gives
+        # the same partial) and send it, or t honest members may never meet.
+        assert self.notary is not None
+        if not await self.notary.is_settled(challenge.id):
+            await self._evaluate(challenge)
 
     def _take_partial(self, sender: int, body: PartialSignature) -> None:
         if self.signer_bls is None:
@@ -487,7 +505,7 @@ class NotaryService:
                 continue
             for row in self.state.open_challenges():
                 waiting = row.verdict is not None and row.verdict.outcome is Outcome.WAIT
-                if waiting and row.verdict is not None and now < row.verdict.ready_at + 2.0:
+                if waiting and row.verdict is not None and now < row.verdict.ready_at + CLOCK_GRACE:
                     continue
                 self._spawn(self._evaluate(row.challenge))
             if self._submitter is not None and self._submitter.any_due(now):
@@ -513,14 +531,15 @@ class NotaryService:
     def _http_challenge(self, request: Request) -> Response:
         try:
             challenge = Challenge.from_json(json.loads(request.body or b"{}"))
-        except (json.JSONDecodeError, UnicodeDecodeError, InvalidInput, AttributeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, InvalidInput) as exc:
             assert self.stats.refused is not None
             self.stats.refused["bad_challenge"] += 1
             return _json(400, {"ok": False, "reason": "bad_challenge", "error": str(exc)})
         fresh = self.take_challenge(challenge)
         return _json(202, {"ok": True, "challenge_id": "0x" + challenge.id.hex(), "new": fresh})
 
-    def _http_challenge_status(self, request: Request) -> Response:
+    async def _http_challenge_status(self, request: Request) -> Response:
+        assert self.notary is not None
         raw = request.params().get(b"id", b"").decode("latin-1")
         try:
             challenge_id = bytes.fromhex(raw.removeprefix("0x"))
@@ -536,14 +555,8 @@ class NotaryService:
             "challenge_id": raw,
             "outcome": verdict.outcome.value if verdict else "pending",
             "reason": verdict.reason if verdict else "",
-            "settled": record.settled_tx is not None or self._is_sent(challenge_id),
+            "settled": await self.notary.is_settled(challenge_id),
         })  # fmt: skip
-
-    def _is_sent(self, challenge_id: bytes) -> bool:
-        if self._submitter is None:
-            return False
-        row = self._submitter.get(challenge_round(challenge_id))
-        return row is not None and row.tx_hash is not None
 
     async def _http_release(self, request: Request) -> Response:
         assert self.notary is not None and self.signer_bls is not None

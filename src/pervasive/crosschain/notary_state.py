@@ -64,7 +64,6 @@ CREATE TABLE IF NOT EXISTS crosschain_challenges (
     victim TEXT NOT NULL DEFAULT '',
     amount TEXT NOT NULL DEFAULT '0',
     ready_at REAL NOT NULL DEFAULT 0,
-    settled_tx TEXT,
     PRIMARY KEY (session, id)
 );
 """
@@ -72,7 +71,7 @@ CREATE TABLE IF NOT EXISTS crosschain_challenges (
 _SHARE_CONTEXT = b"pervasive.notary.share.v1"
 _SELECT = (
     "SELECT kind, payment_id, evidence, outcome, reason, cheater, victim, amount,"
-    " ready_at, settled_tx FROM crosschain_challenges WHERE session = ? "
+    " ready_at FROM crosschain_challenges WHERE session = ? "
 )
 
 
@@ -90,7 +89,6 @@ class ChallengeRecord:
 
     challenge: Challenge
     verdict: Verdict | None
-    settled_tx: str | None
 
 
 class NotaryState:
@@ -208,14 +206,6 @@ class NotaryState:
                 ),
             )
 
-    def record_settlement(self, challenge_id: bytes, tx_hash: str) -> None:
-        """The penalty of ``challenge_id`` is on-chain in ``tx_hash``."""
-        with transaction(self._db):
-            self._db.execute(
-                "UPDATE crosschain_challenges SET settled_tx = ? WHERE session = ? AND id = ?",
-                (tx_hash, self.session, challenge_id),
-            )
-
     def challenge(self, challenge_id: bytes) -> ChallengeRecord | None:
         """The record of one challenge."""
         rows = self._challenges("AND id = ?", (challenge_id,))
@@ -234,7 +224,7 @@ class NotaryState:
         query = _SELECT + where + " ORDER BY rowid"
         rows = self._db.execute(query, (self.session, *args)).fetchall()
         out = []
-        for kind, payment, evidence, outcome, reason, cheater, victim, amount, ready, tx in rows:
+        for kind, payment, evidence, outcome, reason, cheater, victim, amount, ready in rows:
             challenge = Challenge(ChallengeKind(kind), bytes(payment), bytes(evidence))
             verdict = (
                 Verdict(
@@ -249,5 +239,5 @@ class NotaryState:
                 if outcome
                 else None
             )
-            out.append(ChallengeRecord(challenge, verdict, tx))
+            out.append(ChallengeRecord(challenge, verdict))
         return out

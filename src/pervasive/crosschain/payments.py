@@ -21,7 +21,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from pervasive.chain import decode_raw_transaction
-from pervasive.contracts.deposit_oracle import attestation_digest
+from pervasive.contracts.deposit_oracle import MAX_ATTESTATION_SIGNERS, attestation_digest
 from pervasive.contracts.user_contract import payment_id, required_deposit
 from pervasive.crypto import Signature, abi_decode, checksum_address, recover_hash
 from pervasive.errors import InvalidInput, InvalidSignature
@@ -94,6 +94,9 @@ def check_attestation(
         raise InvalidInput(f"the attestation expired at block {payment.expiry}; ask again")
     if not payment.signatures or len(payment.signatures) % 65:
         raise InvalidInput("the payment carries no packed 65-byte member signatures")
+    if len(payment.signatures) > 65 * MAX_ATTESTATION_SIGNERS:
+        # pay() takes Bytes[65 * MAX_ATTESTATION_SIGNERS]: a longer argument reverts
+        raise InvalidInput(f"the oracle takes at most {MAX_ATTESTATION_SIGNERS} signatures")
     digest = attestation_digest(
         chain_id, oracle, payment.consumer, payment.provider,
         payment.required, payment.counter, payment.expiry,

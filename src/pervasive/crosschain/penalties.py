@@ -35,7 +35,7 @@ from pervasive.committee import Envelope
 from pervasive.contracts.notary import Notary
 from pervasive.crosschain.challenge import Challenge, ChallengeKind
 from pervasive.crosschain.committee_spec import CommitteeContracts
-from pervasive.crosschain.signing import PartialSignature
+from pervasive.crosschain.signing import PARTIAL_SIGNATURE, PartialSignature
 from pervasive.crypto import abi_decode, abi_encode, checksum_address
 from pervasive.errors import InvalidInput, TransactionReverted
 
@@ -58,7 +58,7 @@ SERVING_ROUND = 1
 class ServingKind(enum.IntEnum):
     """Envelope kinds of the serving phase."""
 
-    PARTIAL_SIGNATURE = 10
+    PARTIAL_SIGNATURE = PARTIAL_SIGNATURE
     CHALLENGE = 11
     CONTRACTS = 12
 
@@ -82,7 +82,8 @@ class ChallengeBody:
             challenge_kind = ChallengeKind(kind)
         except ValueError as exc:
             raise InvalidInput(f"unknown challenge kind {kind!r}") from exc
-        return cls(Challenge(challenge_kind, bytes(payment_id), bytes(evidence)))
+        # a relayed challenge passes the same checks as one received over HTTP
+        return cls(Challenge.checked(challenge_kind, bytes(payment_id), bytes(evidence)))
 
 
 @dataclass(frozen=True)

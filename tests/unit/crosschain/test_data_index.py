@@ -14,9 +14,9 @@ from pervasive.crosschain.data_index import (
     DATA_REQUEST_TAG,
     INDEX_TAG,
     MAX_INDEX_CIPHERTEXT,
-    DataIndex,
     DataRequest,
     DatasetSpec,
+    IndexRecord,
     data_request_message,
     index_commitment,
     open_index,
@@ -35,7 +35,7 @@ PAYMENT = keccak256(b"payment 1")
 DIGEST = keccak256(b"dataset")
 
 
-def index(**change: object) -> DataIndex:
+def index(**change: object) -> IndexRecord:
     fields: dict[str, object] = {
         "payment_id": PAYMENT,
         "dataset_id": "cold-room.7",
@@ -44,7 +44,7 @@ def index(**change: object) -> DataIndex:
         "expiry": 1_900_000_000,
     }
     fields.update(change)
-    return DataIndex(**fields)  # type: ignore[arg-type]
+    return IndexRecord(**fields)  # type: ignore[arg-type]
 
 
 dataset_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", fullmatch=True)
@@ -52,7 +52,7 @@ urls = st.from_regex(
     r"https?://[a-z0-9.-]{1,60}(:[0-9]{1,5})?(/[a-z0-9_~%-]{0,100})?", fullmatch=True
 )
 indices = st.builds(
-    DataIndex,
+    IndexRecord,
     payment_id=st.binary(min_size=32, max_size=32),
     dataset_id=dataset_ids,
     sys_url=urls,
@@ -62,15 +62,15 @@ indices = st.builds(
 
 
 @given(indices)
-def test_an_index_decodes_to_itself_and_has_one_encoding(record: DataIndex) -> None:
+def test_an_index_decodes_to_itself_and_has_one_encoding(record: IndexRecord) -> None:
     encoded = record.encode()
-    assert DataIndex.decode(encoded) == record
+    assert IndexRecord.decode(encoded) == record
     assert encoded[:32] == INDEX_TAG
 
 
 @settings(max_examples=25, deadline=None)
 @given(indices)
-def test_only_the_consumer_key_opens_a_sealed_index(record: DataIndex) -> None:
+def test_only_the_consumer_key_opens_a_sealed_index(record: IndexRecord) -> None:
     ciphertext = seal_index(record, CONSUMER.public_key)
     assert len(ciphertext) <= MAX_INDEX_CIPHERTEXT
     assert open_index(ciphertext, CONSUMER, payment_id=record.payment_id) == record
@@ -143,15 +143,15 @@ def test_decoding_refuses_other_records_and_non_canonical_bytes() -> None:
         [keccak256(b"another record"), PAYMENT, "d", "http://h", DIGEST, 5],
     )
     with pytest.raises(InvalidInput, match="wrong tag"):
-        DataIndex.decode(other_kind)
+        IndexRecord.decode(other_kind)
     with pytest.raises(InvalidInput):
-        DataIndex.decode(encoded + bytes(32))
+        IndexRecord.decode(encoded + bytes(32))
     with pytest.raises(InvalidInput):
-        DataIndex.decode(encoded[:-32])
+        IndexRecord.decode(encoded[:-32])
     dirty = bytearray(encoded)
     dirty[-1] ^= 1  # the padding after the last string
     with pytest.raises(InvalidInput):
-        DataIndex.decode(bytes(dirty))
+        IndexRecord.decode(bytes(dirty))
 
 
 def test_the_litecoin_commitment_is_tag_payment_and_sha256() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -106,7 +107,14 @@ async def exchange_world(
     consumer, provider = user_ledger.dev_signer(5), user_ledger.dev_signer(6)
     async with contextlib.AsyncExitStack() as stack:
         data_chain = await stack.enter_async_context(
-            _data_chain(platform, user_ledger, data, root, provider, artifacts)
+            _data_chain(
+                platform,
+                user_ledger,
+                kind=data,
+                root=root,
+                provider=provider,
+                artifacts=artifacts,
+            )
         )
         committee = await stack.enter_async_context(
             start_committee(
@@ -118,6 +126,7 @@ async def exchange_world(
         notary = Notary.at(user_ledger, contracts.notary)
         for party in (consumer, provider):
             await notary.with_signer(party).deposit(deposit)
+        await _deposits_seen(committee, (consumer.address, provider.address), deposit)
         user = UserContract.at(user_ledger, contracts.user_contract)
         authority = platform.authority
         folder = DeviceFolder(root / "devices" / "cold-room-1")
@@ -169,6 +178,7 @@ async def exchange_world(
 async def _data_chain(
     platform: Platform,
     user_ledger: Ledger,
+    *,
     kind: DataChainKind,
     root: Path,
     provider: Signer,
@@ -178,7 +188,13 @@ async def _data_chain(
         node = LitecoinNode(root / "litecoin")
         await node.start()
         try:
+            # Fund with blocks dated an hour back: 101 blocks mined at once would push
+            # regtest's block times ~17 s ahead of the wall clock (each must pass the median
+            # of the last 11), and the committee compares B_d's block times with B_u's (an
+            # honest posting would look late by more than T).
+            await node.rpc.call("setmocktime", int(time.time()) - 3600)
             await node.fund()
+            await node.rpc.call("setmocktime", 0)
             yield LitecoinDataChain(node.rpc)
         finally:
             await node.stop()
@@ -192,3 +208,20 @@ async def _data_chain(
         yield EvmDataChain(ledger, index)
     finally:
         await ledger.close()
+
+
+async def _deposits_seen(
+    committee: LocalCommittee, accounts: tuple[str, ...], at_least: int
+) -> None:
+    """Wait until every member's deposit check follows the new deposits (within ~0.1 s)."""
+
+    def seen() -> bool:
+        return all(
+            member.check is not None
+            and all((member.check.balance(a) or 0) >= at_least for a in accounts)
+            for member in committee.members
+        )
+
+    async with asyncio.timeout(30):
+        while not seen():
+            await asyncio.sleep(0.05)

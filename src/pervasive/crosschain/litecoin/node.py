@@ -245,6 +245,10 @@ class LitecoinNode:
                 await self.rpc.call("stop")
             except (LitecoinUnavailable, LitecoinRpcError):
                 process.send_signal(signal.SIGTERM)
+            if self._rpc is not None:
+                # litecoind's shutdown waits for open keep-alive connections to go
+                await self._rpc.close()
+                self._rpc = None
             try:
                 await asyncio.wait_for(asyncio.to_thread(process.wait), timeout)
             except TimeoutError:
