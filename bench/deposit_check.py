@@ -11,7 +11,7 @@ percentiles come from wrk's own distribution.
 Servers compared, with the same :class:`~pervasive.crosschain.check_server.CheckService`
 handlers:
 
-- ``httptools+uvloop``: :class:`~pervasive.crosschain.check_server.CheckServer` (the
+- ``httptools+uvloop``: :class:`~pervasive.crosschain.check_server.HttpServer` (the
   member's server) on uvloop;
 - ``httptools+asyncio``: the same on the standard event loop;
 - ``aiohttp+uvloop``: the handlers behind aiohttp.web, on uvloop (its best case).
@@ -125,19 +125,14 @@ def serve(kind: str, port: int, consumers: int) -> None:
     """Run one server in this process until killed."""
     import uvloop
 
-    from pervasive.crosschain.check_server import (
-        CheckServer,
-        CheckService,
-        Handler,
-        Request,
-        Response,
-    )
+    from pervasive.crosschain.check_server import CheckService
+    from pervasive.crosschain.http_server import Handler, HttpServer, Request, Response
 
     service = prepared_service(consumers)
     assert isinstance(service, CheckService)
 
     async def ours() -> None:
-        await CheckServer(service.routes(), rejections=service.rejections).start("127.0.0.1", port)
+        await HttpServer(service.routes(), rejections=service.rejections).start("127.0.0.1", port)
         await asyncio.Event().wait()
 
     async def with_aiohttp() -> None:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import rlp
 from eth_utils.crypto import keccak
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import (
@@ -28,6 +27,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
+from pervasive.chain.headers import BlockHeader, encode_header_fields
 from pervasive.chain.records import Log, Receipt
 from pervasive.chain.reverts import decode_revert
 from pervasive.errors import (
@@ -40,13 +40,11 @@ from pervasive.errors import (
 )
 
 __all__ = [
-    "BlockHeader",
     "BlockRef",
     "LedgerOptions",
     "PooledTransaction",
     "RpcClient",
     "TransactionRefused",
-    "encode_header_fields",
 ]
 
 _RECEIPT_BATCH = 500
@@ -91,67 +89,6 @@ class BlockRef:
     number: int
     hash: str
     parent_hash: str
-
-
-@dataclass(frozen=True)
-class BlockHeader:
-    """A block's header as the chain hashes it, with the ids of its transactions.
-
-    ``encoded`` is the header's RLP: ``keccak(encoded) == hash`` is checked before the
-    record is handed out, so a verifier can trust ``encoded`` as far as it trusts ``hash``.
-    """
-
-    number: int
-    hash: str
-    parent_hash: str
-    timestamp: int
-    transactions_root: bytes
-    transaction_hashes: tuple[str, ...]
-    """In block order: position ``i`` is the transaction under key ``rlp(i)``."""
-    encoded: bytes
-
-
-# The header fields in RLP order, each with the fork that appended it (None: since
-# genesis). A node leaves out the fields of forks it does not run, and so do we.
-_HEADER_FIELDS = (
-    "parentHash", "sha3Uncles", "miner", "stateRoot", "transactionsRoot", "receiptsRoot",
-    "logsBloom", "difficulty", "number", "gasLimit", "gasUsed", "timestamp", "extraData",
-    "mixHash", "nonce",
-)  # fmt: skip
-_LATER_HEADER_FIELDS = (  # London, Shanghai, Cancun (three), Prague
-    "baseFeePerGas", "withdrawalsRoot", "blobGasUsed", "excessBlobGas",
-    "parentBeaconBlockRoot", "requestsHash",
-)  # fmt: skip
-_INT_FIELDS = frozenset(
-    {"difficulty", "number", "gasLimit", "gasUsed", "timestamp", "baseFeePerGas",
-     "blobGasUsed", "excessBlobGas"}
-)  # fmt: skip
-
-
-def encode_header_fields(block: dict[str, Any]) -> bytes:
-    """The RLP of a header from a JSON-RPC block object (``eth_getBlockBy*``, 0x-hex).
-
-    A later fork's field is encoded only if present, and a field after a missing one
-    would make a header no node produces, so the present fields must form a prefix.
-
-    Example: ``keccak(encode_header_fields(block)) == bytes.fromhex(block["hash"][2:])``.
-    """
-    items: list[bytes | int] = []
-    for name in _HEADER_FIELDS:
-        items.append(_header_item(name, block[name]))
-    present = [name for name in _LATER_HEADER_FIELDS if block.get(name) is not None]
-    if present != list(_LATER_HEADER_FIELDS[: len(present)]):
-        raise InternalError(f"a block object with header fields {present} matches no known fork")
-    for name in present:
-        items.append(_header_item(name, block[name]))
-    return bytes(rlp.encode(items))
-
-
-def _header_item(name: str, value: Any) -> bytes | int:
-    text = str(value)
-    if name in _INT_FIELDS:
-        return int(text, 16) if isinstance(value, str) else int(value)
-    return bytes.fromhex(text.removeprefix("0x"))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ it. The pieces, each usable alone:
 - :class:`DkgMember` (eq. 2-5) and :class:`ThresholdSigner` (eq. 6-7), sans I/O;
 - :class:`NotaryService`: one member as a service (DKG, contracts, deposit check over
   HTTP, challenges, penalties); :class:`CommitteeSpec` is the committee file;
-- :class:`DepositCheck` (Algorithm 2) and :class:`CheckServer`, its HTTP interface;
+- :class:`DepositCheck` (Algorithm 2) and :class:`HttpServer`, its HTTP interface;
 - :class:`Challenge` and :func:`decide` (V-C), :class:`ChallengeDesk` (the facts);
 - :class:`DataChain` with :class:`EvmDataChain` (Merkle-Patricia proofs) and, in
   :mod:`pervasive.crosschain.litecoin`, :class:`~pervasive.crosschain.litecoin.LitecoinDataChain`;
@@ -21,7 +21,7 @@ See ``README.md`` in this folder for the control flow and what this subsystem ma
 from pervasive.crosschain.chains import DataChain, InclusionProof, PostedIndex
 from pervasive.crosschain.challenge import Challenge, ChallengeKind, Outcome, Verdict, decide
 from pervasive.crosschain.challenge_desk import ChallengeDesk
-from pervasive.crosschain.check_server import CheckServer, CheckService
+from pervasive.crosschain.check_server import CheckService
 from pervasive.crosschain.committee_spec import CommitteeContracts, CommitteeMember, CommitteeSpec
 from pervasive.crosschain.data_exchange import DataExchange, DataExchangeServer
 from pervasive.crosschain.data_index import DatasetSpec, IndexRecord, open_index, seal_index
@@ -38,6 +38,7 @@ from pervasive.crosschain.errors import (
 )
 from pervasive.crosschain.evm_chain import EvmDataChain
 from pervasive.crosschain.exchange import Consumer, ExchangeResult, OwnPostings, ProviderDesk
+from pervasive.crosschain.http_server import HttpServer
 from pervasive.crosschain.notary import NotaryService, NotaryStats
 from pervasive.crosschain.payments import Payment, check_attestation, decode_payment
 from pervasive.crosschain.signing import SigningRequest, ThresholdKey, ThresholdSigner
@@ -48,7 +49,6 @@ __all__ = [
     "ChallengeKind",
     "ChallengeRefused",
     "CheckResult",
-    "CheckServer",
     "CheckService",
     "CommitteeContracts",
     "CommitteeMember",
@@ -67,6 +67,7 @@ __all__ = [
     "DkgTranscript",
     "EvmDataChain",
     "ExchangeResult",
+    "HttpServer",
     "InclusionProof",
     "InclusionProofInvalid",
     "IndexRecord",

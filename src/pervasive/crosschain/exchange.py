@@ -233,13 +233,46 @@ class Consumer:
         self.session = session
         self._next_counter: int | None = None
 
-    async def attest(self, provider: str, amount: int, counter: int) -> tuple[int, int, bytes]:
-        """The first ``t`` member attestations: ``(required, expiry, packed signatures)``."""
+    async def attest(
+        self, provider: str, amount: int, counter: int, *, rounds: int = 5
+    ) -> tuple[int, int, bytes]:
+        """The first ``t`` member attestations: ``(required, expiry, packed signatures)``.
+
+        Each member signs its own expiry (its head + a validity): only signatures over the
+        same ``(required, expiry)`` combine into one C_o accepts, so the first ``t`` that
+        agree are kept. Members one block apart in their view of B_u disagree for a moment;
+        then all are asked again (up to ``rounds`` times, their reservations do not add up:
+        a member holds the largest per counter).
+        """
         body = {"consumer": self.signer.address, "provider": provider,
                 "amount": amount, "counter": counter}  # fmt: skip
+        for attempt in range(rounds):
+            signed, errors = await self._attest_round(body)
+            for (required, expiry), alike in signed.items():
+                if len(alike) >= self.threshold:
+                    return required, expiry, pack_signatures(alike)
+            if len(signed) <= 1 or attempt == rounds - 1:
+                break
+            await asyncio.sleep(0.1 * (attempt + 1))
+        if len(signed) > 1:
+            errors.append(
+                f"members signed different expiries {sorted(e for _, e in signed)}: "
+                "their views of B_u differ by a block; ask again"
+            )
+        most = max((len(alike) for alike in signed.values()), default=0)
+        raise DepositInsufficient(
+            f"only {most} of {self.threshold} members attested alike: {'; '.join(errors)}"
+        )
+
+    async def _attest_round(
+        self, body: Mapping[str, object]
+    ) -> tuple[dict[tuple[int, int], dict[str, bytes]], list[str]]:
+        """Ask every member once; signatures grouped by ``(required, expiry)``, and errors.
+
+        Returns as soon as one group holds ``t`` signatures.
+        """
         tasks = [asyncio.create_task(self._ask(url, body)) for url in self.members]
-        signed: dict[str, bytes] = {}
-        expiry = required = 0
+        signed: dict[tuple[int, int], dict[str, bytes]] = {}
         errors: list[str] = []
         try:
             for next_done in asyncio.as_completed(tasks):
@@ -247,17 +280,15 @@ class Consumer:
                 if not answer.get("ok"):
                     errors.append(str(answer.get("error", answer)))
                     continue
-                signed[str(answer["signer"])] = bytes.fromhex(answer["signature"][2:])
-                expiry = int(answer["expiry"]) if not expiry else min(expiry, int(answer["expiry"]))
-                required = int(answer["required"])
-                if len(signed) == self.threshold:
-                    return required, expiry, pack_signatures(signed)
+                terms = (int(answer["required"]), int(answer["expiry"]))
+                alike = signed.setdefault(terms, {})
+                alike[str(answer["signer"])] = bytes.fromhex(answer["signature"][2:])
+                if len(alike) == self.threshold:
+                    break
         finally:
             for task in tasks:
                 task.cancel()
-        raise DepositInsufficient(
-            f"only {len(signed)} of {self.threshold} members attested: {'; '.join(errors)}"
-        )
+        return signed, errors
 
     async def _ask(self, url: str, body: Mapping[str, object]) -> dict[str, Any]:
         try:

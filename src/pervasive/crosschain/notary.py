@@ -20,7 +20,8 @@ arguments resumes; it never signs a second, different message for one request.
 
 Releases at the end of the period are combined by whoever asks: ``POST /release``
 returns this member's partial over ``release_message`` once the period has ended and
-no challenge against the account is open; :func:`pervasive.crosschain.client.release`
+no challenge against the account is open;
+:func:`pervasive.crosschain.notary_routes.collect_release`
 combines ``t`` of them.
 
 Example::
@@ -35,11 +36,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +56,7 @@ from pervasive.committee import (
     decode_envelope,
     takeover_rank,
 )
-from pervasive.contracts.notary import Notary, release_id, release_message
+from pervasive.contracts.notary import Notary
 from pervasive.contracts.user_contract import UserContract
 from pervasive.crosschain.chains import DataChain
 from pervasive.crosschain.challenge import (
@@ -69,7 +68,7 @@ from pervasive.crosschain.challenge import (
     penalty_request,
 )
 from pervasive.crosschain.challenge_desk import ChallengeDesk
-from pervasive.crosschain.check_server import CheckServer, CheckService, Request, Response
+from pervasive.crosschain.check_server import CheckService
 from pervasive.crosschain.committee_spec import CommitteeContracts, CommitteeSpec
 from pervasive.crosschain.deployment import check_committee_contracts, deploy_committee_contracts
 from pervasive.crosschain.deposit_check import DepositCheck
@@ -77,6 +76,8 @@ from pervasive.crosschain.dkg import DkgMember
 from pervasive.crosschain.dkg_bodies import DkgAborted, DkgFinished, DkgKind, DkgSchedule
 from pervasive.crosschain.dkg_store import SQLiteDkgStore
 from pervasive.crosschain.evm_chain import EvmDataChain
+from pervasive.crosschain.http_server import HttpServer, ServerOptions
+from pervasive.crosschain.notary_routes import NotaryRoutes
 from pervasive.crosschain.notary_state import KeyRecord, NotaryState
 from pervasive.crosschain.penalties import (
     SERVING_ROUND,
@@ -92,13 +93,12 @@ from pervasive.crosschain.penalties import (
 from pervasive.crosschain.pool_view import PoolView
 from pervasive.crosschain.signing import (
     PartialSignature,
-    SigningRequest,
     SQLiteSignatureJournal,
     ThresholdKey,
     ThresholdSigner,
 )
 from pervasive.crypto import PrivateKey
-from pervasive.errors import InvalidInput, PervasiveError, ReplayedMessage, UserError
+from pervasive.errors import PervasiveError, ReplayedMessage, UserError
 from pervasive.messaging.port import MqttConnection
 from pervasive.storage import ContentStore
 from pervasive.store import attach
@@ -125,7 +125,6 @@ class NotaryStats:
     penalties_signed: int = 0
     penalties_sent: int = 0
     penalty_gas: list[int] = field(default_factory=list)
-    refused: Counter[str] | None = None
 
 
 class NotaryService:
@@ -185,13 +184,13 @@ class NotaryService:
             connection, prefix=NOTARY_PREFIX, session=self.session, member=key.address,
             kind_name=_kind_name,
         )  # fmt: skip
-        self.stats = NotaryStats(refused=Counter())
+        self.stats = NotaryStats()
         self.key_record: KeyRecord | None = None
         self.contracts: CommitteeContracts | None = None
         self.signer_bls: ThresholdSigner | None = None
         self.desk: ChallengeDesk | None = None
         self.check: DepositCheck | None = None
-        self.server: CheckServer | None = None
+        self.server: HttpServer | None = None
         self.notary: Notary | None = None
         self._port: NotaryPenaltyPort | None = None
         self._submitter: Submitter[PenaltyTransaction] | None = None
@@ -379,13 +378,16 @@ class NotaryService:
         service = CheckService(
             self.check, self.key, chain_id=self.user_ledger.chain_id, oracle=contracts.oracle
         )
-        routes = service.routes()
-        routes[("POST", "/challenge")] = self._http_challenge
-        routes[("GET", "/challenge")] = self._http_challenge_status
-        routes[("POST", "/release")] = self._http_release
-        self.server = await CheckServer(routes, rejections=service.rejections).start(
-            self.host, self.port
-        )
+        extra = NotaryRoutes(
+            index=self.index, spec=self.spec, state=self.state, notary=self.notary,
+            signer=self.signer_bls, take_challenge=self.take_challenge,
+            rejections=service.rejections, clock=self.clock,
+        )  # fmt: skip
+        # an unpaid challenge carries C's raw transaction (hex): allow up to 64 KiB bodies
+        options = ServerOptions(max_body_bytes=64 * 1024)
+        self.server = await HttpServer(
+            service.routes() | extra.routes(), options, rejections=service.rejections
+        ).start(self.host, self.port)
         self.stats.phase = "serving"
         for index, body in self._early:
             self._take_partial(index, body)
@@ -525,74 +527,6 @@ class NotaryService:
             _log.warning("notary %d: %s", self.index, error)
         elif error is not None:
             _log.error("notary %d: a task failed", self.index, exc_info=error)
-
-    # ------------------------------------------------------------------ HTTP routes
-
-    def _http_challenge(self, request: Request) -> Response:
-        try:
-            challenge = Challenge.from_json(json.loads(request.body or b"{}"))
-        except (json.JSONDecodeError, UnicodeDecodeError, InvalidInput) as exc:
-            assert self.stats.refused is not None
-            self.stats.refused["bad_challenge"] += 1
-            return _json(400, {"ok": False, "reason": "bad_challenge", "error": str(exc)})
-        fresh = self.take_challenge(challenge)
-        return _json(202, {"ok": True, "challenge_id": "0x" + challenge.id.hex(), "new": fresh})
-
-    async def _http_challenge_status(self, request: Request) -> Response:
-        assert self.notary is not None
-        raw = request.params().get(b"id", b"").decode("latin-1")
-        try:
-            challenge_id = bytes.fromhex(raw.removeprefix("0x"))
-        except ValueError:
-            challenge_id = b""
-        record = self.state.challenge(challenge_id) if len(challenge_id) == 32 else None
-        if record is None:
-            return _json(404, {"ok": False, "reason": "unknown_challenge",
-                               "error": "no challenge with this id: submit it first"})  # fmt: skip
-        verdict = record.verdict
-        return _json(200, {
-            "ok": True,
-            "challenge_id": raw,
-            "outcome": verdict.outcome.value if verdict else "pending",
-            "reason": verdict.reason if verdict else "",
-            "settled": await self.notary.is_settled(challenge_id),
-        })  # fmt: skip
-
-    async def _http_release(self, request: Request) -> Response:
-        assert self.notary is not None and self.signer_bls is not None
-        try:
-            account = str(json.loads(request.body or b"{}")["account"])
-            nonce = await self.notary.release_nonce(account)
-            amount = await self.notary.deposit_of(account)
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, InvalidInput) as exc:
-            return _json(400, {"ok": False, "reason": "bad_release", "error": f"{exc}"})
-        if self.clock() <= self.spec.period_end:
-            return _json(409, {"ok": False, "reason": "period_open",
-                               "error": "deposits are locked until the period ends"})  # fmt: skip
-        involved = [
-            r for r in self.state.open_challenges()
-            if r.verdict is None or account.lower() in (r.verdict.cheater.lower(),
-                                                        r.verdict.victim.lower())
-        ]  # fmt: skip
-        if involved or amount == 0:
-            return _json(409, {"ok": False, "reason": "not_releasable",
-                               "error": "a challenge is open or the deposit is empty"})  # fmt: skip
-        message = release_message(
-            self.user_ledger.chain_id, self.notary.address, account, amount, nonce
-        )
-        try:
-            partial = self.signer_bls.sign(SigningRequest(release_id(account, nonce), message))
-        except ReplayedMessage as exc:
-            return _json(409, {"ok": False, "reason": "conflicting_release", "error": str(exc)})
-        return _json(200, {
-            "ok": True, "index": self.index, "account": account, "amount": amount,
-            "nonce": nonce, "message": "0x" + message.hex(),
-            "partial": "0x" + partial.partial.hex(),
-        })  # fmt: skip
-
-
-def _json(status: int, body: dict[str, object]) -> Response:
-    return Response(status, json.dumps(body).encode())
 
 
 def _kind_name(kind: int) -> str:

@@ -38,6 +38,11 @@ async def test_a_member_crashing_mid_dkg_restarts_from_its_file_and_agrees_the_s
 ) -> None:
     settings = Settings(home=tmp_path, backend="anvil", broker="embedded", password="pw")
     keys = [PrivateKey(secrets.token_bytes(32)) for _ in range(N)]
+    async with asyncio.timeout(90):  # a hang fails here, with the await that hung
+        await _run(settings, keys, tmp_path, artifacts)
+
+
+async def _run(settings: Settings, keys: list[PrivateKey], tmp_path: Path, artifacts: Path) -> None:
     async with Platform(settings, persist=False) as platform, contextlib.AsyncExitStack() as stack:
         ledger = await platform.ledger()
         await platform.broker()
@@ -53,14 +58,16 @@ async def test_a_member_crashing_mid_dkg_restarts_from_its_file_and_agrees_the_s
 
         async def member(i: int) -> NotaryService:
             client = MqttClient(platform.client_options(f"svc:notary.m{i + 1}"))
-            await client.connect()
+            async with asyncio.timeout(15):
+                await client.connect()
             stack.push_async_callback(client.close)
             service = NotaryService(
                 key=keys[i], spec=spec, connection=client, user_ledger=ledger,
                 data_chain=EvmDataChain(ledger), database=tmp_path / f"m{i + 1}.sqlite",
                 artifacts=artifacts,
             )  # fmt: skip
-            await service.start()
+            async with asyncio.timeout(15):
+                await service.start()
             stack.push_async_callback(service.stop)
             return service
 
@@ -69,8 +76,9 @@ async def test_a_member_crashing_mid_dkg_restarts_from_its_file_and_agrees_the_s
         async with asyncio.timeout(10):  # member 2 has sent its deal ...
             while not crashed._dkg_started:
                 await asyncio.sleep(0.002)
-        await crashed.stop()
-        await crashed.connection.close()  # type: ignore[attr-defined]
+        async with asyncio.timeout(15):
+            await crashed.stop()
+            await crashed.connection.close()  # type: ignore[attr-defined]
         assert crashed.key_record is None  # ... and holds no key: it crashed mid-DKG
         await asyncio.sleep(0.5)
         members[1] = await member(1)  # a new process on the same SQLite file

@@ -30,7 +30,11 @@ from pervasive.crosschain.signing import SigningRequest, SQLiteSignatureJournal
 from pervasive.crypto import bls_sign, combine_signatures
 from pervasive.errors import ReplayedMessage, TransactionReverted
 
-pytestmark = [pytest.mark.anvil, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [
+    pytest.mark.anvil,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("notary-faults"),
+]
 
 SETTLE = WINDOW + 40  # the deadline, then up to three 5 s submitter take-overs
 

@@ -44,7 +44,7 @@ WINDOW = 3
 
 @contextlib.asynccontextmanager
 async def open_world(
-    root: Path, artifacts: Path, data: DataChainKind = "evm"
+    root: Path, artifacts: Path, data: DataChainKind = "evm", *, period: int = 3600
 ) -> AsyncIterator[ExchangeWorld]:
     """A whole exchange world on anvil + the embedded broker, torn down on exit."""
     settings = Settings(home=root, backend="anvil", broker="embedded", password="pw")
@@ -52,7 +52,8 @@ async def open_world(
     async with (
         Platform(settings, persist=False) as platform,
         exchange_world(
-            platform, root=root / "dx", data=data, publish_window=WINDOW, artifacts=artifacts
+            platform, root=root / "dx", data=data, publish_window=WINDOW, period=period,
+            artifacts=artifacts,
         ) as world,
     ):
         yield world

@@ -12,14 +12,9 @@ import aiohttp
 import pytest
 
 from pervasive.contracts.deposit_oracle import attestation_digest
-from pervasive.crosschain.check_server import (
-    CheckServer,
-    CheckService,
-    Request,
-    Response,
-    ServerOptions,
-)
+from pervasive.crosschain.check_server import CheckService
 from pervasive.crosschain.deposit_check import DepositCheck, PendingPay
+from pervasive.crosschain.http_server import HttpServer, Request, Response, ServerOptions
 from pervasive.crypto import PrivateKey, recover_hash
 
 CONSUMER = "0x" + "c1" * 20
@@ -32,7 +27,7 @@ MEMBER = PrivateKey(bytes([0x42]) * 32)
 class Member:
     state: DepositCheck
     service: CheckService
-    server: CheckServer
+    server: HttpServer
     session: aiohttp.ClientSession
 
     @property
@@ -65,7 +60,7 @@ async def member() -> AsyncIterator[Member]:
     state.advance_block(5)
     service = CheckService(state, MEMBER, chain_id=31337, oracle=ORACLE)
     options = ServerOptions(max_header_bytes=2048, max_body_bytes=512)
-    server = await CheckServer(service.routes(), options, rejections=service.rejections).start()
+    server = await HttpServer(service.routes(), options, rejections=service.rejections).start()
     async with aiohttp.ClientSession() as session:
         yield Member(state, service, server, session)
     await server.close()
@@ -208,7 +203,7 @@ async def test_oversized_headers_and_garbage_close_the_connection_with_400(membe
 
 async def test_a_silent_connection_is_closed_after_the_idle_timeout(member: Member) -> None:
     options = ServerOptions(idle_timeout=0.2)
-    server = await CheckServer(member.service.routes(), options).start()
+    server = await HttpServer(member.service.routes(), options).start()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")

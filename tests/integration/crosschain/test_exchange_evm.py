@@ -27,9 +27,14 @@ from crosschain_harness import (
 from pervasive.apps.dataexchange.world import ExchangeWorld
 from pervasive.chain.signing import UnsignedTransaction, sign_transaction
 from pervasive.crosschain.challenge import Challenge, ChallengeKind
+from pervasive.crosschain.errors import DepositInsufficient
 from pervasive.sensing.message import decode_sensor_message
 
-pytestmark = [pytest.mark.anvil, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [
+    pytest.mark.anvil,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("exchange-evm"),
+]
 
 READINGS = 6
 
@@ -131,3 +136,31 @@ async def test_a_double_spent_pay_gets_c_penalized_to_p(evm_world: ExchangeWorld
     assert await ledger.balance(w.provider.address) == p_balance + payment.required
     final = await wait_outcome(w, 1, challenge, "penalize")
     assert final["settled"] is True
+
+
+async def test_members_one_block_apart_still_give_c_a_valid_attestation(
+    evm_world: ExchangeWorld,
+) -> None:
+    """Each member signs its own expiry (head + validity): C must combine alike ones only."""
+    w = evm_world
+    ledger = w.user_ledger
+    members = w.committee.members
+    head = await ledger.block_number()
+    # member 1 has already seen block head + 1 (the others have not): its expiry is one later
+    assert members[0].check is not None
+    members[0].check.advance_block(head + 1)
+    pending = await fresh_consumer(w).pay(w.provider.address, w.price)
+    receipt = await ledger.transactor(w.consumer_signer).wait(pending)
+    assert receipt.status  # C_o accepted the attestation
+    assert [p.amount for p in w.user.payments(receipt)] == [w.price]
+    # two members ahead, two behind: no t = 3 signatures over one expiry exist
+    head = await ledger.block_number()
+    for member in members[:2]:
+        assert member.check is not None
+        member.check.advance_block(head + 1)
+    nonce = await ledger.rpc.w3.eth.get_transaction_count(w.consumer_signer.address)
+    with pytest.raises(DepositInsufficient, match="different expiries"):
+        await fresh_consumer(w).pay(w.provider.address, w.price)
+    # refused before anything was sent: no transaction, no gas spent
+    assert await ledger.rpc.w3.eth.get_transaction_count(w.consumer_signer.address) == nonce
+    await mine(ledger)  # the chain catches up with the members ahead

@@ -27,6 +27,7 @@ pytestmark = [
     pytest.mark.anvil,
     pytest.mark.litecoin,
     pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("exchange-litecoin"),
 ]
 
 

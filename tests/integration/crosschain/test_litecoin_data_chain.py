@@ -37,6 +37,7 @@ from pervasive.errors import InvalidInput
 pytestmark = [
     pytest.mark.litecoin,
     pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("litecoin-data-chain"),
 ]
 
 

@@ -31,6 +31,7 @@ from pervasive.errors import InvalidInput
 pytestmark = [
     pytest.mark.litecoin,
     pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("litecoin-htlc"),
 ]
 
 ALICE, BOB = (

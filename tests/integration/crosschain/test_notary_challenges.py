@@ -31,7 +31,11 @@ from pervasive.crosschain.penalties import SERVING_ROUND, ChallengeBody, Serving
 from pervasive.crypto import PrivateKey
 from pervasive.messaging import MqttClient
 
-pytestmark = [pytest.mark.anvil, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [
+    pytest.mark.anvil,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("notary-challenges"),
+]
 
 
 async def test_undelivered_waits_for_the_deadline_then_penalizes_p_exactly_once(
@@ -87,15 +91,15 @@ async def test_malformed_challenges_are_refused_with_a_reason_and_counted(
 ) -> None:
     w = evm_world
     member = w.committee.members[2]
-    assert member.stats.refused is not None
-    before = member.stats.refused["bad_challenge"]
+    assert member.server is not None
+    before = member.server.rejections["bad_challenge"]
     known = member.stats.challenges
     for name, body in MALFORMED:
         code, answer = await submit(w, 3, body)
         assert code == 400, name
         assert answer["ok"] is False and answer["reason"] == "bad_challenge", name
         assert answer["error"], name
-    assert member.stats.refused["bad_challenge"] == before + len(MALFORMED)
+    assert member.server.rejections["bad_challenge"] == before + len(MALFORMED)
     assert member.stats.challenges == known  # none of them was taken
     # unknown and malformed ids
     unknown = "0x" + secrets.token_bytes(32).hex()

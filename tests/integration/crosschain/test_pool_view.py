@@ -17,8 +17,9 @@ from pervasive.config import Settings
 from pervasive.contracts.deposit_oracle import DepositOracle, pack_signatures
 from pervasive.contracts.notary import Notary, NotaryTerms, penalty_message
 from pervasive.contracts.user_contract import UserContract
-from pervasive.crosschain.check_server import CheckServer, CheckService
+from pervasive.crosschain.check_server import CheckService
 from pervasive.crosschain.deposit_check import DepositCheck
+from pervasive.crosschain.http_server import HttpServer
 from pervasive.crosschain.pool_view import PoolView
 from pervasive.crypto import PrivateKey, keccak256
 from pervasive.crypto.bls import bls_public_key, bls_sign
@@ -35,7 +36,7 @@ MEMBER_KEYS = [PrivateKey(bytes([0x30 + i]) * 32) for i in range(3)]
 class Member:
     state: DepositCheck
     view: PoolView
-    server: CheckServer
+    server: HttpServer
 
 
 @dataclass
@@ -114,7 +115,7 @@ async def world(tmp_settings: Settings, artifacts: Path) -> AsyncIterator[World]
         state = DepositCheck(coef_percent=COEF, validity_blocks=20)
         view = PoolView(ledger, state, notary=notary, user_contract=user)
         service = CheckService(state, key, chain_id=ledger.chain_id, oracle=oracle.address)
-        server = await CheckServer(service.routes(), rejections=service.rejections).start()
+        server = await HttpServer(service.routes(), rejections=service.rejections).start()
         followers.append(Member(state, view, server))
     async with aiohttp.ClientSession() as session:
         world = World(ledger, notary, oracle, user, followers, session)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import rlp
 
-from pervasive.chain.rpc import encode_header_fields
+from pervasive.chain.headers import encode_header_fields
 from pervasive.crosschain.inclusion import (
     ProofDefect,
     build_inclusion_proof,

@@ -97,6 +97,7 @@ async def exchange_world(
     n: int = 4,
     threshold: int = 3,
     publish_window: int = 10,
+    period: int = 3600,
     deposit: int = 10**18,
     price: int = 10**15,
     artifacts: Path | None = None,
@@ -119,7 +120,8 @@ async def exchange_world(
         committee = await stack.enter_async_context(
             start_committee(
                 platform, user_ledger, data_chain, root=root / "notary", n=n,
-                threshold=threshold, publish_window=publish_window, artifacts=artifacts,
+                threshold=threshold, publish_window=publish_window, period=period,
+                artifacts=artifacts,
             )
         )  # fmt: skip
         contracts = committee.contracts
