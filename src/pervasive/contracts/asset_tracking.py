@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pervasive.chain import ContractCall, Ledger, Receipt, Signer
-from pervasive.contracts.compiler import Artifact, compile_contract
+from pervasive.chain import Ledger, Receipt
 from pervasive.contracts.contract import Contract
-from pervasive.contracts.deployments import DeploymentBook, code_hash_at, ensure_deployed
+from pervasive.contracts.deployments import DeploymentBook, code_hash_at
+from pervasive.contracts.handle import ContractHandle
 from pervasive.crypto import checksum_address
 from pervasive.domain import check_account, check_id
 from pervasive.errors import InvalidInput, NotFound, TransactionReverted
@@ -73,36 +73,10 @@ def _check_key(idempotency_key: bytes) -> bytes:
     return idempotency_key
 
 
-class AssetTracking:
+class AssetTracking(ContractHandle):
     """A deployed asset-tracking contract; writes are sent from ``signer``."""
 
-    def __init__(self, contract: Contract, signer: Signer | None = None) -> None:
-        self.contract = contract
-        self.signer = signer
-
-    @staticmethod
-    def artifact(artifacts: Path | None = None) -> Artifact:
-        """The compiled contract (cached in ``artifacts`` when given)."""
-        return compile_contract(ASSET_TRACKING, cache_dir=artifacts)
-
-    @classmethod
-    async def open(
-        cls,
-        ledger: Ledger,
-        signer: Signer,
-        *,
-        artifacts: Path | None = None,
-        book: DeploymentBook | None = None,
-    ) -> AssetTracking:
-        """The contract recorded in ``book`` for this chain, deployed by ``signer`` if needed.
-
-        Example: ``tracking = await AssetTracking.open(ledger, signer, book=book)``.
-        """
-        artifact = cls.artifact(artifacts)
-        deployment, _ = await ensure_deployed(
-            ledger, signer, artifact, book or DeploymentBook(":memory:")
-        )
-        return cls(Contract(ledger, deployment.address, artifact.abi), signer)
+    NAME = ASSET_TRACKING
 
     @classmethod
     async def find(
@@ -117,35 +91,6 @@ class AssetTracking:
         if known is None or await code_hash_at(ledger, known.address) != known.code_hash:
             raise NotFound(f"no asset-tracking contract is deployed on chain {ledger.chain_id}")
         return cls(Contract(ledger, known.address, artifact.abi))
-
-    @classmethod
-    def at(cls, ledger: Ledger, address: str, signer: Signer | None = None) -> AssetTracking:
-        """The contract at ``address`` (no check that code is there).
-
-        Example: ``AssetTracking.at(ledger, "0x...", operator)``.
-        """
-        return cls(Contract(ledger, checksum_address(address), cls.artifact().abi), signer)
-
-    def with_signer(self, signer: Signer) -> AssetTracking:
-        """The same contract, sending writes from ``signer``."""
-        return AssetTracking(self.contract, signer)
-
-    @property
-    def address(self) -> str:
-        """The contract's address."""
-        return self.contract.address
-
-    def _signer(self) -> Signer:
-        if self.signer is None:
-            raise InvalidInput("this handle has no signer: use with_signer(...) first")
-        return self.signer
-
-    async def _send(self, function: str, *args: Any, value: int = 0) -> Receipt:
-        call = ContractCall(
-            to=self.address, data=self.contract.encode(function, *args), value=value
-        )
-        receipt: Receipt = await self.contract.ledger.transactor(self._signer()).transact(call)
-        return receipt
 
     # -- writes -------------------------------------------------------------------------
     async def open_shipment(

@@ -16,13 +16,9 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from pervasive.chain import Ledger, Receipt, Signer
-from pervasive.contracts.compiler import Artifact, compile_contract
-from pervasive.contracts.contract import Contract
-from pervasive.contracts.deployments import DeploymentBook, ensure_deployed
-from pervasive.crypto import checksum_address
+from pervasive.chain import Receipt
+from pervasive.contracts.handle import ContractHandle
 from pervasive.domain import check_account
 from pervasive.errors import InvalidInput
 
@@ -47,50 +43,10 @@ class IndexPosting:
     transaction_hash: str
 
 
-class DataIndex:
+class DataIndex(ContractHandle):
     """A deployed data-index contract; posts are sent from ``signer``."""
 
-    def __init__(self, contract: Contract, signer: Signer | None = None) -> None:
-        self.contract = contract
-        self.signer = signer
-
-    @staticmethod
-    def artifact(artifacts: Path | None = None) -> Artifact:
-        """The compiled contract (cached in ``artifacts`` when given)."""
-        return compile_contract(DATA_INDEX, cache_dir=artifacts)
-
-    @classmethod
-    async def open(
-        cls,
-        ledger: Ledger,
-        signer: Signer,
-        *,
-        artifacts: Path | None = None,
-        book: DeploymentBook | None = None,
-    ) -> DataIndex:
-        """The data index recorded in ``book`` for this chain, deployed by ``signer`` if needed.
-
-        Example: ``index = await DataIndex.open(ledger, signer, book=book)``.
-        """
-        artifact = cls.artifact(artifacts)
-        deployment, _ = await ensure_deployed(
-            ledger, signer, artifact, book or DeploymentBook(":memory:")
-        )
-        return cls(Contract(ledger, deployment.address, artifact.abi), signer)
-
-    @classmethod
-    def at(cls, ledger: Ledger, address: str, signer: Signer | None = None) -> DataIndex:
-        """The data index at ``address`` (no check that code is there)."""
-        return cls(Contract(ledger, checksum_address(address), cls.artifact().abi), signer)
-
-    def with_signer(self, signer: Signer) -> DataIndex:
-        """The same contract, posting from ``signer``."""
-        return DataIndex(self.contract, signer)
-
-    @property
-    def address(self) -> str:
-        """The contract's address."""
-        return self.contract.address
+    NAME = DATA_INDEX
 
     async def post(self, payment_id: bytes, consumer: str, ciphertext: bytes) -> Receipt:
         """Post ``ciphertext`` (the index encrypted to ``consumer``) for ``payment_id``.

@@ -24,9 +24,9 @@ from enum import IntEnum
 from pathlib import Path
 
 from pervasive.chain import Ledger, Signer
-from pervasive.contracts.compiler import Artifact, compile_contract
 from pervasive.contracts.contract import Contract
 from pervasive.contracts.deployments import deploy
+from pervasive.contracts.handle import ContractHandle
 from pervasive.crypto import (
     PrivateKey,
     Signature,
@@ -183,16 +183,10 @@ def _check_signatures(signatures: bytes) -> bytes:
     return signatures
 
 
-class DepositOracle:
+class DepositOracle(ContractHandle):
     """A deployed deposit oracle (C_o); it only answers views."""
 
-    def __init__(self, contract: Contract) -> None:
-        self.contract = contract
-
-    @staticmethod
-    def artifact(artifacts: Path | None = None) -> Artifact:
-        """The compiled contract (cached in ``artifacts`` when given)."""
-        return compile_contract(DEPOSIT_ORACLE, cache_dir=artifacts)
+    NAME = DEPOSIT_ORACLE
 
     @classmethod
     async def deploy(
@@ -221,16 +215,6 @@ class DepositOracle:
             ledger, signer, artifact, checked, threshold, check_account(notary, what="notary")
         )
         return cls(Contract(ledger, deployment.address, artifact.abi))
-
-    @classmethod
-    def at(cls, ledger: Ledger, address: str) -> DepositOracle:
-        """The oracle at ``address`` (no check that code is there)."""
-        return cls(Contract(ledger, checksum_address(address), cls.artifact().abi))
-
-    @property
-    def address(self) -> str:
-        """The contract's address."""
-        return self.contract.address
 
     async def check(self, attestation: DepositAttestation, signatures: bytes) -> bool:
         """Whether the contract accepts ``signatures`` on ``attestation`` (at the latest block).

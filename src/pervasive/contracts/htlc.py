@@ -17,12 +17,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
-from pathlib import Path
 
-from pervasive.chain import ContractCall, Ledger, Receipt, Signer
-from pervasive.contracts.compiler import Artifact, compile_contract
-from pervasive.contracts.contract import Contract
-from pervasive.contracts.deployments import DeploymentBook, ensure_deployed
+from pervasive.chain import ContractCall, Receipt
+from pervasive.contracts.handle import ContractHandle
 from pervasive.crypto import abi_encode, checksum_address, keccak256
 from pervasive.domain import check_account
 from pervasive.errors import InternalError, InvalidInput, NotFound
@@ -85,55 +82,10 @@ class HtlcLock:
     state: LockState
 
 
-class Htlc:
+class Htlc(ContractHandle):
     """A deployed HTLC contract; writes are sent from ``signer``."""
 
-    def __init__(self, contract: Contract, signer: Signer | None = None) -> None:
-        self.contract = contract
-        self.signer = signer
-
-    @staticmethod
-    def artifact(artifacts: Path | None = None) -> Artifact:
-        """The compiled contract (cached in ``artifacts`` when given)."""
-        return compile_contract(HTLC, cache_dir=artifacts)
-
-    @classmethod
-    async def open(
-        cls,
-        ledger: Ledger,
-        signer: Signer,
-        *,
-        artifacts: Path | None = None,
-        book: DeploymentBook | None = None,
-    ) -> Htlc:
-        """The HTLC recorded in ``book`` for this chain, deployed by ``signer`` if needed.
-
-        Example: ``htlc = await Htlc.open(ledger, signer, book=book)``.
-        """
-        artifact = cls.artifact(artifacts)
-        deployment, _ = await ensure_deployed(
-            ledger, signer, artifact, book or DeploymentBook(":memory:")
-        )
-        return cls(Contract(ledger, deployment.address, artifact.abi), signer)
-
-    @classmethod
-    def at(cls, ledger: Ledger, address: str, signer: Signer | None = None) -> Htlc:
-        """The HTLC at ``address`` (no check that code is there)."""
-        return cls(Contract(ledger, checksum_address(address), cls.artifact().abi), signer)
-
-    def with_signer(self, signer: Signer) -> Htlc:
-        """The same contract, sending from ``signer``."""
-        return Htlc(self.contract, signer)
-
-    @property
-    def address(self) -> str:
-        """The contract's address."""
-        return self.contract.address
-
-    def _signer(self) -> Signer:
-        if self.signer is None:
-            raise InvalidInput("this handle has no signer: use with_signer(...) first")
-        return self.signer
+    NAME = HTLC
 
     async def lock(
         self, recipient: str, hash_lock: bytes, timelock: int, *, amount: int

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pervasive.chain import ContractCall, Ledger, Receipt, Signer
-from pervasive.contracts.compiler import Artifact, compile_contract
+from pervasive.chain import Ledger, Receipt, Signer
 from pervasive.contracts.contract import Contract
 from pervasive.contracts.deployments import deploy
+from pervasive.contracts.handle import ContractHandle
 from pervasive.crypto import abi_encode, checksum_address, keccak256
 from pervasive.crypto.bls import g1_to_eip2537, g2_to_eip2537
 from pervasive.domain import check_account
@@ -180,17 +179,10 @@ class NotaryTerms:
             raise InvalidInput(f"the transcript CID is longer than {_MAX_TRANSCRIPT} bytes")
 
 
-class Notary:
+class Notary(ContractHandle):
     """A deployed notary contract (C_sp); writes are sent from ``signer``."""
 
-    def __init__(self, contract: Contract, signer: Signer | None = None) -> None:
-        self.contract = contract
-        self.signer = signer
-
-    @staticmethod
-    def artifact(artifacts: Path | None = None) -> Artifact:
-        """The compiled contract (cached in ``artifacts`` when given)."""
-        return compile_contract(NOTARY, cache_dir=artifacts)
+    NAME = NOTARY
 
     @classmethod
     async def deploy(
@@ -214,32 +206,6 @@ class Notary:
             terms.transcript,
         )
         return cls(Contract(ledger, deployment.address, artifact.abi), signer)
-
-    @classmethod
-    def at(cls, ledger: Ledger, address: str, signer: Signer | None = None) -> Notary:
-        """The notary at ``address`` (no check that code is there).
-
-        Example: ``Notary.at(ledger, "0x...", member_signer)``.
-        """
-        return cls(Contract(ledger, checksum_address(address), cls.artifact().abi), signer)
-
-    def with_signer(self, signer: Signer) -> Notary:
-        """The same contract, sending writes from ``signer``."""
-        return Notary(self.contract, signer)
-
-    @property
-    def address(self) -> str:
-        """The contract's address."""
-        return self.contract.address
-
-    async def _send(self, function: str, *args: Any, value: int = 0) -> Receipt:
-        if self.signer is None:
-            raise InvalidInput("this handle has no signer: use with_signer(...) first")
-        call = ContractCall(
-            to=self.address, data=self.contract.encode(function, *args), value=value
-        )
-        receipt: Receipt = await self.contract.ledger.transactor(self.signer).transact(call)
-        return receipt
 
     # -- writes -------------------------------------------------------------------------
     async def deposit(self, amount: int) -> Receipt:

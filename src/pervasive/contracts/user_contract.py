@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pervasive.chain import ContractCall, Ledger, Receipt, Signer
-from pervasive.contracts.compiler import Artifact, compile_contract
 from pervasive.contracts.contract import Contract
 from pervasive.contracts.deployments import deploy
 from pervasive.contracts.deposit_oracle import MAX_ATTESTATION_SIGNERS
+from pervasive.contracts.handle import ContractHandle
 from pervasive.crypto import abi_encode, checksum_address, keccak256
 from pervasive.domain import check_account
 from pervasive.errors import InvalidInput
@@ -80,17 +80,10 @@ class Payment:
     transaction_hash: str
 
 
-class UserContract:
+class UserContract(ContractHandle):
     """A deployed user contract (C_u); payments are sent from ``signer``."""
 
-    def __init__(self, contract: Contract, signer: Signer | None = None) -> None:
-        self.contract = contract
-        self.signer = signer
-
-    @staticmethod
-    def artifact(artifacts: Path | None = None) -> Artifact:
-        """The compiled contract (cached in ``artifacts`` when given)."""
-        return compile_contract(USER_CONTRACT, cache_dir=artifacts)
+    NAME = USER_CONTRACT
 
     @classmethod
     async def deploy(
@@ -113,20 +106,6 @@ class UserContract:
             ledger, signer, artifact, check_account(oracle, what="oracle"), coef_percent
         )
         return cls(Contract(ledger, deployment.address, artifact.abi), signer)
-
-    @classmethod
-    def at(cls, ledger: Ledger, address: str, signer: Signer | None = None) -> UserContract:
-        """The user contract at ``address`` (no check that code is there)."""
-        return cls(Contract(ledger, checksum_address(address), cls.artifact().abi), signer)
-
-    def with_signer(self, signer: Signer) -> UserContract:
-        """The same contract, paying from ``signer``."""
-        return UserContract(self.contract, signer)
-
-    @property
-    def address(self) -> str:
-        """The contract's address."""
-        return self.contract.address
 
     async def pay(
         self, provider: str, amount: int, counter: int, expiry: int, signatures: bytes

@@ -52,7 +52,11 @@ async def open_world(
     async with (
         Platform(settings, persist=False) as platform,
         exchange_world(
-            platform, root=root / "dx", data=data, publish_window=WINDOW, period=period,
+            platform,
+            root=root / "dx",
+            data=data,
+            publish_window=WINDOW,
+            period=period,
             artifacts=artifacts,
         ) as world,
     ):
