@@ -183,7 +183,16 @@ async def real_run(run: SizeRun, args: argparse.Namespace, root: Path, *, penalt
                 await asyncio.sleep(0.01)
             if not settled:
                 run.unsettled += 1
+                counts = [(m.stats.challenges, m.stats.penalties_signed, m.stats.penalties_sent)
+                          for m in members]  # fmt: skip
+                print(f"  n={run.n}: penalty for {challenge.id.hex()[:12]} not settled in "
+                      f"{args.timeout:.0f} s; (challenges, signed, sent) per member: {counts}",
+                      flush=True)  # fmt: skip
                 continue
+            print(
+                f"  n={run.n}: penalty settled in {(time.perf_counter() - started) * 1000:.0f} ms",
+                flush=True,
+            )
             run.challenge_to_penalty.append(time.perf_counter() - started)
             for _ in range(200):  # the sender records the receipt just after it is mined
                 if sum(len(m.stats.penalty_gas) for m in members) > gas_before:

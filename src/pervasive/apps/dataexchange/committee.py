@@ -114,9 +114,12 @@ async def start_committee(
         members = []
         for member, key in zip(spec.members, keys, strict=True):
             identity = f"svc:notary.m{member.index}"
-            client = MqttClient(
-                platform.client_options(identity, outbox=root / f"m{member.index}-outbox.sqlite")
-            )
+            # the client id names the key, so two committees on one broker never collide
+            options = platform.client_options(
+                identity, client_id=f"notary-{member.address.lower()}",
+                outbox=root / f"m{member.index}-outbox.sqlite",
+            )  # fmt: skip
+            client = MqttClient(options)
             await client.connect()
             stack.push_async_callback(client.close)
             service = NotaryService(

@@ -140,6 +140,7 @@ class LitecoinDataChain:
     _postings: dict[bytes, list[PostedIndex]] = field(default_factory=dict, init=False, repr=False)
     _by_block: dict[str, list[bytes]] = field(default_factory=dict, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _posting: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def post_index(self, payment_id: bytes, consumer: str, ciphertext: bytes) -> str:
         """Send a wallet-funded transaction with the index's OP_RETURN output; its txid.
@@ -154,14 +155,21 @@ class LitecoinDataChain:
                 f"payment 0x{payment_id.hex()} already has its index in tx {existing.tx_id}; "
                 "an index is posted once per payment"
             )
-        raw = await self.rpc.call("createrawtransaction", [], [{"data": payload.hex()}])
-        funded = await self.rpc.call("fundrawtransaction", raw, wallet=self.wallet)
-        signed = await self.rpc.call(
-            "signrawtransactionwithwallet", funded["hex"], wallet=self.wallet
-        )
-        if not signed["complete"]:
-            raise InvalidInput(f"the wallet {self.wallet!r} could not sign the posting; fund it")
-        return str(await self.rpc.call("sendrawtransaction", signed["hex"]))
+        # two postings in flight must not pick the same coin: the wallet locks what it
+        # funds with, and one posting at a time goes from funding to the mempool
+        async with self._posting:
+            raw = await self.rpc.call("createrawtransaction", [], [{"data": payload.hex()}])
+            funded = await self.rpc.call(
+                "fundrawtransaction", raw, {"lockUnspents": True}, wallet=self.wallet
+            )
+            signed = await self.rpc.call(
+                "signrawtransactionwithwallet", funded["hex"], wallet=self.wallet
+            )
+            if not signed["complete"]:
+                raise InvalidInput(
+                    f"the wallet {self.wallet!r} could not sign the posting; fund it"
+                )
+            return str(await self.rpc.call("sendrawtransaction", signed["hex"]))
 
     async def find_index(self, payment_id: bytes) -> PostedIndex | None:
         """The first posting for ``payment_id`` in the canonical chain (block order), or None."""
