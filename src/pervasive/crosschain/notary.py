@@ -197,6 +197,8 @@ class NotaryService:
         self._early: list[tuple[int, PartialSignature]] = []
         self._dkg_started = False
         self._signed_at: dict[bytes, float] = {}
+        self._evaluating: set[bytes] = set()
+        self._submitting = asyncio.Lock()
         self._before_start: list[Envelope] = []
         self._announced: CommitteeContracts | None = None
         self._serving = asyncio.Event()
@@ -416,6 +418,16 @@ class NotaryService:
         return True
 
     async def _evaluate(self, challenge: Challenge) -> None:
+        # one evaluation per challenge at a time: the tick retries, it must not pile up
+        if challenge.id in self._evaluating:
+            return
+        self._evaluating.add(challenge.id)
+        try:
+            await self._evaluate_once(challenge)
+        finally:
+            self._evaluating.discard(challenge.id)
+
+    async def _evaluate_once(self, challenge: Challenge) -> None:
         assert self.desk is not None and self.signer_bls is not None and self.notary is not None
         try:
             facts = await self.desk.facts(challenge)
@@ -484,8 +496,11 @@ class NotaryService:
 
     async def _submit_due(self) -> None:
         assert self._submitter is not None
+        if self._submitting.locked():
+            return  # the running pass picks up what is due
         try:
-            receipts = await self._submitter.run_due(self.clock())
+            async with self._submitting:
+                receipts = await self._submitter.run_due(self.clock())
         except PervasiveError as exc:
             _log.warning("notary %d: a penalty could not be sent yet: %s", self.index, exc)
             return
