@@ -19,12 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pervasive.chain import Ledger, Receipt
-from pervasive.contracts.contract import Contract
-from pervasive.contracts.deployments import DeploymentBook, code_hash_at
+from pervasive.chain import Receipt
 from pervasive.contracts.handle import ContractHandle
 from pervasive.crypto import checksum_address
 from pervasive.domain import check_account, check_id
@@ -77,20 +74,6 @@ class AssetTracking(ContractHandle):
     """A deployed asset-tracking contract; writes are sent from ``signer``."""
 
     NAME = ASSET_TRACKING
-
-    @classmethod
-    async def find(
-        cls, ledger: Ledger, book: DeploymentBook, *, artifacts: Path | None = None
-    ) -> AssetTracking:
-        """The contract already deployed on this chain; :class:`NotFound` when there is none.
-
-        Example: ``tracking = await AssetTracking.find(ledger, book)``.
-        """
-        artifact = cls.artifact(artifacts)
-        known = book.get(ledger.chain_id, ASSET_TRACKING)
-        if known is None or await code_hash_at(ledger, known.address) != known.code_hash:
-            raise NotFound(f"no asset-tracking contract is deployed on chain {ledger.chain_id}")
-        return cls(Contract(ledger, known.address, artifact.abi))
 
     # -- writes -------------------------------------------------------------------------
     async def open_shipment(

@@ -18,9 +18,9 @@ from typing import Any, ClassVar, Self
 from pervasive.chain import ContractCall, Ledger, Receipt, Signer
 from pervasive.contracts.compiler import Artifact, compile_contract
 from pervasive.contracts.contract import Contract
-from pervasive.contracts.deployments import DeploymentBook, ensure_deployed
+from pervasive.contracts.deployments import DeploymentBook, code_hash_at, ensure_deployed
 from pervasive.crypto import checksum_address
-from pervasive.errors import InvalidInput
+from pervasive.errors import InvalidInput, NotFound
 
 __all__ = ["ContractHandle"]
 
@@ -30,6 +30,8 @@ class ContractHandle:
 
     NAME: ClassVar[str]
     """The contract's name: its source ``vyper/<NAME>.vy`` and its deployment record key."""
+    MISSING: ClassVar[str] = ""
+    """What :meth:`find` tells the user to do when the contract is not deployed yet."""
 
     def __init__(self, contract: Contract, signer: Signer | None = None) -> None:
         self.contract = contract
@@ -58,6 +60,21 @@ class ContractHandle:
             ledger, signer, artifact, book or DeploymentBook(":memory:")
         )
         return cls(Contract(ledger, deployment.address, artifact.abi), signer)
+
+    @classmethod
+    async def find(
+        cls, ledger: Ledger, book: DeploymentBook, *, artifacts: Path | None = None
+    ) -> Self:
+        """The contract already deployed on this chain; :class:`NotFound` when there is none."""
+        artifact = cls.artifact(artifacts)
+        known = book.get(ledger.chain_id, cls.NAME)
+        if known is None or await code_hash_at(ledger, known.address) != known.code_hash:
+            hint = f": {cls.MISSING}" if cls.MISSING else ""
+            raise NotFound(
+                f"no {cls.NAME.replace('_', '-')} contract is deployed on chain "
+                f"{ledger.chain_id}{hint}"
+            )
+        return cls(Contract(ledger, known.address, artifact.abi))
 
     @classmethod
     def at(cls, ledger: Ledger, address: str, signer: Signer | None = None) -> Self:

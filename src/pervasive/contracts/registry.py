@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
-from pervasive.chain import Ledger, Receipt, Signer
-from pervasive.contracts.compiler import Artifact, compile_contract
-from pervasive.contracts.contract import Contract
-from pervasive.contracts.deployments import DeploymentBook, code_hash_at, ensure_deployed
+from pervasive.chain import Receipt
+from pervasive.contracts.handle import ContractHandle
 from pervasive.crypto import checksum_address
 from pervasive.domain import (
     FieldType,
@@ -75,73 +72,17 @@ def _node(raw: Sequence[Any]) -> IntermediateNode:
     )
 
 
-class Registry:
+class Registry(ContractHandle):
     """A deployed registry; writes are sent from ``signer``.
 
     Build one with :meth:`open` (deploys on first use) or :meth:`find` (never deploys).
     """
 
-    def __init__(self, contract: Contract, signer: Signer | None = None) -> None:
-        self.contract = contract
-        self.signer = signer
-
-    # -- construction -----------------------------------------------------------------
-    @staticmethod
-    def artifact(artifacts: Path | None = None) -> Artifact:
-        """The compiled registry (cached in ``artifacts`` when given)."""
-        return compile_contract(REGISTRY, cache_dir=artifacts)
-
-    @classmethod
-    async def open(
-        cls,
-        ledger: Ledger,
-        signer: Signer,
-        *,
-        artifacts: Path | None = None,
-        book: DeploymentBook | None = None,
-    ) -> Registry:
-        """The registry recorded in ``book`` for this chain, deployed by ``signer`` if needed.
-
-        Without a ``book`` the registry is deployed afresh (tests, throwaway chains).
-
-        Example: ``registry = await Registry.open(ledger, signer, book=DeploymentBook(path))``.
-        """
-        artifact = cls.artifact(artifacts)
-        deployment, _ = await ensure_deployed(
-            ledger, signer, artifact, book or DeploymentBook(":memory:")
-        )
-        return cls(Contract(ledger, deployment.address, artifact.abi), signer)
-
-    @classmethod
-    async def find(
-        cls, ledger: Ledger, book: DeploymentBook, *, artifacts: Path | None = None
-    ) -> Registry:
-        """The registry already deployed on this chain; :class:`NotFound` when there is none.
-
-        Example: ``registry = await Registry.find(ledger, book)``.
-        """
-        artifact = cls.artifact(artifacts)
-        known = book.get(ledger.chain_id, REGISTRY)
-        if known is None or await code_hash_at(ledger, known.address) != known.code_hash:
-            raise NotFound(
-                f"no registry is deployed on chain {ledger.chain_id} yet: register something "
-                "first (pervasive registry user add ...) or run `pervasive demo registry`"
-            )
-        return cls(Contract(ledger, known.address, artifact.abi))
-
-    def with_signer(self, signer: Signer) -> Registry:
-        """The same registry, sending writes from ``signer``."""
-        return Registry(self.contract, signer)
-
-    @property
-    def address(self) -> str:
-        """The contract's address."""
-        return self.contract.address
-
-    async def _send(self, function: str, *args: Any) -> Receipt:
-        if self.signer is None:
-            raise InvalidInput("this registry handle has no signer: use with_signer(...) first")
-        return await self.contract.transact(self.signer, function, *args)
+    NAME = REGISTRY
+    MISSING = (
+        "register something first (pervasive registry user add ...) "
+        "or run `pervasive demo registry`"
+    )
 
     async def _get(self, kind: str, function: str, key: Any, build: Callable[[Any], T]) -> T:
         try:

@@ -184,7 +184,7 @@ def test_bad_input_is_one_red_line_and_exit_code_1(cli) -> None:  # type: ignore
 
 def test_duplicates_wrong_owners_and_missing_entries_are_user_errors(cli) -> None:  # type: ignore[no-untyped-def]
     missing = cli("registry", "user", "show", "nobody")
-    assert missing.exit_code == 1 and "no registry is deployed" in missing.output
+    assert missing.exit_code == 1 and "no registry contract is deployed" in missing.output
     assert cli("registry", "user", "add", "alice").exit_code == 0
     again = cli("registry", "user", "add", "alice", "--dev-account", "3")
     assert again.exit_code == 1 and "'alice' is already registered" in again.output
