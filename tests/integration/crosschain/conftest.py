@@ -39,6 +39,8 @@ from pervasive.platform import Platform
 sys.modules.setdefault("crosschain_harness", sys.modules[__name__])
 
 WINDOW = 3
+BUILD_TIMEOUT = 75.0
+"""Seconds a world may take to build (it takes 3-15 s) before the fixture fails."""
 """T, the provider's publish window, in seconds (short: the tests wait it out)."""
 
 
@@ -49,17 +51,16 @@ async def open_world(
     """A whole exchange world on anvil + the embedded broker, torn down on exit."""
     settings = Settings(home=root, backend="anvil", broker="embedded", password="pw")
     Notary.artifact(artifacts)  # compile C_sp into the shared cache (the world passes it on)
-    async with (
-        Platform(settings, persist=False) as platform,
-        exchange_world(
-            platform,
-            root=root / "dx",
-            data=data,
-            publish_window=WINDOW,
-            period=period,
-            artifacts=artifacts,
-        ) as world,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        platform = await stack.enter_async_context(Platform(settings, persist=False))
+        # a world builds in seconds: a stall fails here, with the await it hung in
+        async with asyncio.timeout(BUILD_TIMEOUT):
+            world = await stack.enter_async_context(
+                exchange_world(
+                    platform, root=root / "dx", data=data, publish_window=WINDOW,
+                    period=period, artifacts=artifacts,
+                )
+            )  # fmt: skip
         yield world
 
 

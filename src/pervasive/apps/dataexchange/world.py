@@ -46,7 +46,7 @@ from pervasive.crosschain.exchange import Consumer, ExchangeTerms, OwnPostings, 
 from pervasive.crosschain.litecoin import LitecoinDataChain, LitecoinNode
 from pervasive.devices import Device, DeviceFolder, SensorSpec
 from pervasive.devices.declarations import sensor_topic
-from pervasive.messaging import MqttClient
+from pervasive.messaging import BrokerUnavailable, MqttClient
 from pervasive.platform import Platform
 
 __all__ = ["THERMOMETER", "DataChainKind", "ExchangeWorld", "exchange_world"]
@@ -83,9 +83,16 @@ class ExchangeWorld:
         for i in range(start, start + count):
             await self.device.publish("temp", {"celsius": -18 - i % 5, "time": 1_800_000_000 + i})
         await self.device.flush(timeout=30)
-        async with asyncio.timeout(30):
-            while len(self.exchange.readings(self.dataset.digest) or ()) < start + count:
-                await asyncio.sleep(0.02)
+        try:
+            async with asyncio.timeout(30):
+                while len(self.exchange.readings(self.dataset.digest) or ()) < start + count:
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            kept = len(self.exchange.readings(self.dataset.digest) or ())
+            raise BrokerUnavailable(
+                f"Sys kept {kept} of {start + count} readings after 30 s "
+                f"(refused: {dict(self.exchange.rejected_readings)}): is the broker up?"
+            ) from None
 
 
 @asynccontextmanager
@@ -156,7 +163,13 @@ async def exchange_world(
         desk.sys_url = await sys.start()
         stack.push_async_callback(sys.stop)
         stack.push_async_callback(postings.drain)
-        follower_client = MqttClient(platform.client_options("svc:exchange"))
+        # a durable session: readings published while Sys's link is down wait at the broker
+        follower_client = MqttClient(
+            platform.client_options(
+                "svc:exchange", client_id=f"sys-{provider.address.lower()}",
+                outbox=root / "sys-outbox.sqlite",
+            )
+        )  # fmt: skip
         await follower_client.connect()
         stack.push_async_callback(follower_client.close)
         follower = asyncio.create_task(sys.follow(follower_client))
