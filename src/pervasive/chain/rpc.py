@@ -563,13 +563,27 @@ class RpcClient:
             await provider.disconnect()
 
     async def _guard(self, awaitable: Awaitable[Any]) -> Any:
+        # web3's HTTP session manager takes one process-wide threading lock per request,
+        # acquired in an executor thread. A request cancelled while it waits there can
+        # leave the lock held by a thread nobody waits for, and every later request of
+        # the process then waits forever (an idle event loop: no timer, no error). Our
+        # tasks are cancelled routinely (timeouts, pollers stopping), so the request is
+        # shielded: a cancelled caller stops waiting, the request finishes and lets go.
+        request = asyncio.ensure_future(awaitable)
+        request.add_done_callback(_retrieve)
         try:
-            return await awaitable
+            return await asyncio.shield(request)
         except (OSError, TimeoutError, aiohttp.ClientError) as exc:
             raise ChainUnavailable(
                 f"cannot reach the {self.kind} node at {self.url or 'in-process EVM'}: "
                 f"{exc or type(exc).__name__}. Is it running? Check --backend and --rpc-url."
             ) from exc
+
+
+def _retrieve(request: asyncio.Future[Any]) -> None:
+    """Mark a request's outcome as seen: a caller that stopped waiting does not want it."""
+    if not request.cancelled():
+        request.exception()
 
 
 def _failed_in_evm(exc: ContractLogicError | Web3RPCError) -> TransactionReverted | None:
