@@ -106,8 +106,14 @@ class DataChain(Protocol):
         """Post the encrypted data index for ``payment_id``; returns the transaction id."""
         ...
 
-    async def find_index(self, payment_id: bytes) -> PostedIndex | None:
-        """The index posted for ``payment_id`` in the canonical chain, or None."""
+    async def find_index(
+        self, payment_id: bytes, *, provider: str | None = None
+    ) -> PostedIndex | None:
+        """The index posted for ``payment_id`` in the canonical chain, or None.
+
+        With ``provider``, only that sender's posting counts where the chain records a
+        sender (EVM); a chain whose postings name none (Litecoin) ignores it.
+        """
         ...
 
     async def prove_inclusion(self, tx_id: str) -> InclusionProof | None:

@@ -118,7 +118,5 @@ class ChallengeDesk:
         return logs[0].block_number if logs else None
 
     async def _posted(self, payment: Payment) -> PostedIndex | None:
-        if isinstance(self.data_chain, EvmDataChain):
-            # anyone may post under P's payment id; only P's own posting discharges P
-            return await self.data_chain.find_index(payment.payment_id, provider=payment.provider)
-        return await self.data_chain.find_index(payment.payment_id)
+        # anyone may post under P's payment id; only P's own posting discharges P
+        return await self.data_chain.find_index(payment.payment_id, provider=payment.provider)

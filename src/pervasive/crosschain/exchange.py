@@ -101,12 +101,14 @@ class OwnPostings:
             self.failed += 1
             _log.error("posting a data index failed: %s", task.exception())
 
-    async def find_index(self, payment_id: bytes) -> PostedIndex | None:
-        """The mined posting, else the one P has sent."""
-        if payment_id in self._sent and any(not t.done() for t in self.tasks):
-            return self._sent[payment_id]
-        found = await self.chain.find_index(payment_id)
-        return found if found is not None else self._sent.get(payment_id)
+    async def find_index(
+        self, payment_id: bytes, *, provider: str | None = None
+    ) -> PostedIndex | None:
+        """P's own record of a posting it sent, else whatever the chain holds."""
+        sent = self._sent.get(payment_id)
+        if sent is not None:
+            return sent
+        return await self.chain.find_index(payment_id, provider=provider)
 
     async def drain(self) -> None:
         """Wait for every posting started so far to be mined (or fail)."""

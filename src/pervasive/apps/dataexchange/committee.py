@@ -130,15 +130,7 @@ async def start_committee(
             members.append(await stack.enter_async_context(service))
         for service in members:
             await service.wait_ready(timeout)
-        committee = LocalCommittee(
-            spec.with_contracts(members[0].contracts or _missing()),
-            members,
-            keys,
-            time.time() - now,
-        )
+        committee = LocalCommittee(spec, members, keys, time.time() - now)
+        committee.spec = spec.with_contracts(committee.contracts)
         committee.spec.save(root / "committee.json")
         yield committee
-
-
-def _missing() -> CommitteeContracts:
-    raise AssertionError("a serving member knows its contracts")

@@ -171,8 +171,13 @@ class LitecoinDataChain:
                 )
             return str(await self.rpc.call("sendrawtransaction", signed["hex"]))
 
-    async def find_index(self, payment_id: bytes) -> PostedIndex | None:
-        """The first posting for ``payment_id`` in the canonical chain (block order), or None."""
+    async def find_index(
+        self, payment_id: bytes, *, provider: str | None = None
+    ) -> PostedIndex | None:
+        """The first posting for ``payment_id`` in the canonical chain (block order), or None.
+
+        ``provider`` is ignored: an OP_RETURN output names no sender.
+        """
         await self.sync()
         postings = self._postings.get(payment_id)
         return postings[0] if postings else None
