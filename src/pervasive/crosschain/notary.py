@@ -75,6 +75,7 @@ from pervasive.crosschain.deposit_check import DepositCheck
 from pervasive.crosschain.dkg import DkgMember
 from pervasive.crosschain.dkg_bodies import DkgAborted, DkgFinished, DkgKind, DkgSchedule
 from pervasive.crosschain.dkg_store import SQLiteDkgStore
+from pervasive.crosschain.errors import DkgFailed
 from pervasive.crosschain.evm_chain import EvmDataChain
 from pervasive.crosschain.http_server import HttpServer, ServerOptions
 from pervasive.crosschain.notary_routes import NotaryRoutes
@@ -98,7 +99,7 @@ from pervasive.crosschain.signing import (
     ThresholdSigner,
 )
 from pervasive.crypto import PrivateKey
-from pervasive.errors import PervasiveError, ReplayedMessage, UserError
+from pervasive.errors import ConfigError, PervasiveError, ReplayedMessage, UserError
 from pervasive.messaging.port import MqttConnection
 from pervasive.storage import ContentStore
 from pervasive.store import attach
@@ -202,6 +203,8 @@ class NotaryService:
         self._before_start: list[Envelope] = []
         self._announced: CommitteeContracts | None = None
         self._serving = asyncio.Event()
+        self._setup_error: PervasiveError | None = None
+        self._setup_over = asyncio.Event()
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[None]] = set()
@@ -251,9 +254,15 @@ class NotaryService:
         await self.stop()
 
     async def wait_ready(self, timeout: float) -> None:
-        """Wait until the member serves (key generated, contracts checked, HTTP up)."""
+        """Wait until the member serves (key generated, contracts checked, HTTP up).
+
+        Raises the setup's error (:class:`DkgFailed`, a chain or listening error) as soon
+        as the member knows it cannot serve, instead of waiting out ``timeout``.
+        """
         async with asyncio.timeout(timeout):
-            await self._serving.wait()
+            await self._setup_over.wait()
+        if self._setup_error is not None:
+            raise self._setup_error
 
     async def wait_for(self, predicate: Callable[[NotaryService], bool], timeout: float) -> None:
         """Wait until ``predicate(self)`` holds (checked after each change)."""
@@ -306,8 +315,14 @@ class NotaryService:
             elif isinstance(action, DkgFinished):
                 self._finish_dkg(action)
             elif isinstance(action, DkgAborted):
-                self.stats.phase = "failed"
-                _log.error("notary %d: the key generation failed: %s", self.index, action.reason)
+                self._setup_failed(DkgFailed(f"the key generation failed: {action.reason}"))
+
+    def _setup_failed(self, error: PervasiveError) -> None:
+        self.stats.phase = "failed"
+        self._setup_error = error
+        self._setup_over.set()
+        self._changed.set()
+        _log.error("notary %d: cannot serve: %s", self.index, error)
 
     def _broadcast(self, kind: ServingKind, body: bytes) -> None:
         envelope = self._envelopes.sign(SERVING_ROUND, int(kind), body)
@@ -327,6 +342,12 @@ class NotaryService:
         self._spawn(self._after_key())
 
     async def _after_key(self) -> None:
+        try:
+            await self._connect_contracts()
+        except PervasiveError as exc:
+            self._setup_failed(exc)
+
+    async def _connect_contracts(self) -> None:
         record = self.key_record
         assert record is not None
         contracts = self.state.contracts() or self.spec.contracts
@@ -387,9 +408,15 @@ class NotaryService:
         )  # fmt: skip
         # an unpaid challenge carries C's raw transaction (hex): allow up to 64 KiB bodies
         options = ServerOptions(max_body_bytes=64 * 1024)
-        self.server = await HttpServer(
-            service.routes() | extra.routes(), options, rejections=service.rejections
-        ).start(self.host, self.port)
+        try:
+            self.server = await HttpServer(
+                service.routes() | extra.routes(), options, rejections=service.rejections
+            ).start(self.host, self.port)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self.port} ({exc.strerror}): another process "
+                "holds it; free it or give this member another url in the committee spec"
+            ) from None
         self.stats.phase = "serving"
         for index, body in self._early:
             self._take_partial(index, body)
@@ -400,6 +427,7 @@ class NotaryService:
             if row.verdict is not None and row.verdict.outcome is Outcome.PENALIZE:
                 self._spawn(self._resume_penalty(row.challenge))
         self._serving.set()
+        self._setup_over.set()
         self._changed.set()
 
     # ------------------------------------------------------------------ challenges

@@ -102,16 +102,32 @@ def _key_row(database: Path) -> tuple[bytes, bytes]:
     return bytes(row[0][0]), bytes(row[0][1])
 
 
-async def _serving(session: aiohttp.ClientSession, url: str, timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                async with session.get(f"{url}/health") as reply:
-                    if reply.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
+async def _serving(
+    session: aiohttp.ClientSession,
+    url: str,
+    timeout: float,
+    home: Path,
+    member: subprocess.Popen[bytes],
+) -> None:
+    """Wait until ``member`` answers ``/health``; fail with every member's log if it can't."""
+    try:
+        async with asyncio.timeout(timeout):
+            while member.poll() is None:
+                try:
+                    async with session.get(f"{url}/health") as reply:
+                        if reply.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.5)
+        problem = f"exited with {member.returncode}"
+    except TimeoutError:
+        problem = f"did not serve within {timeout} s"
+    logs = "\n".join(
+        f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
+        for log in sorted(home.glob("member-*.log"))
+    )
+    pytest.fail(f"the member at {url} {problem}\n{logs}")
 
 
 async def test_four_member_processes_run_the_dkg_and_punish_a_withholding_provider(
@@ -155,8 +171,8 @@ async def test_four_member_processes_run_the_dkg_and_punish_a_withholding_provid
         for i in range(1, 5):
             processes.append(_member(home, i, env, [*args, "--account", f"notary-{i}"]))
         async with aiohttp.ClientSession() as session:
-            for member in spec.members:
-                await _serving(session, member.url, timeout=120)
+            for member, process in zip(spec.members, processes, strict=True):
+                await _serving(session, member.url, 120, home, process)
             status = subprocess.run(
                 [sys.executable, "-m", "pervasive", "--home", str(home), "notary", "status",
                  "--committee", str(home / "committee.json")],
@@ -200,7 +216,7 @@ async def test_four_member_processes_run_the_dkg_and_punish_a_withholding_provid
             processes[2].terminate()
             assert processes[2].wait(timeout=20) == 0
             processes[2] = _member(home, 3, env, [*args, "--account", "notary-3"])
-            await _serving(session, spec.members[2].url, timeout=60)
+            await _serving(session, spec.members[2].url, 60, home, processes[2])
             assert _key_row(home / "notary" / "m3.sqlite") == key_row  # the same share, no new DKG
             async with session.get(
                 f"{spec.members[2].url}/challenge", params={"id": "0x" + challenge.id.hex()}

@@ -79,18 +79,24 @@ class ExchangeWorld:
     session: aiohttp.ClientSession
 
     async def publish_readings(self, count: int, *, start: int = 0) -> None:
-        """``count`` readings from P's thermometer, through the broker into Sys."""
+        """``count`` more readings from P's thermometer, through the broker into Sys.
+
+        ``start`` offsets the values (reading ``i`` is ``-18 - i % 5`` °C at
+        ``1_800_000_000 + i``); returns once Sys holds all of them.
+        """
+        before = len(self.exchange.readings(self.dataset.digest) or ())
+        wanted = min(before + count, self.dataset.capacity)
         for i in range(start, start + count):
             await self.device.publish("temp", {"celsius": -18 - i % 5, "time": 1_800_000_000 + i})
         await self.device.flush(timeout=30)
         try:
             async with asyncio.timeout(30):
-                while len(self.exchange.readings(self.dataset.digest) or ()) < start + count:
+                while len(self.exchange.readings(self.dataset.digest) or ()) < wanted:
                     await asyncio.sleep(0.02)
         except TimeoutError:
             kept = len(self.exchange.readings(self.dataset.digest) or ())
             raise BrokerUnavailable(
-                f"Sys kept {kept} of {start + count} readings after 30 s "
+                f"Sys kept {kept} of {wanted} readings after 30 s "
                 f"(refused: {dict(self.exchange.rejected_readings)}): is the broker up?"
             ) from None
 
