@@ -40,10 +40,12 @@ __all__ = [
     "ENV_PREFIX",
     "SECTIONS",
     "BackendName",
+    "GatewaySettings",
     "MqttSettings",
     "NodeSettings",
     "Settings",
     "ShadowSettings",
+    "WebSettings",
     "load_settings",
     "settings_table",
 ]
@@ -172,10 +174,62 @@ class ShadowSettings:
                  self.version_retention_seconds, "must be >= 0")  # fmt: skip
 
 
-SECTIONS: dict[str, type[NodeSettings | MqttSettings | ShadowSettings]] = {
+@dataclass(frozen=True)
+class GatewaySettings:
+    """``[gateway]``: the devices' JSON-RPC gateway (paper 004, section 4.6)."""
+
+    host: str = "127.0.0.1"
+    """Interface the gateway's HTTPS listener binds."""
+    port: int = 0
+    """Port of the gateway's HTTPS listener; 0 picks a free one."""
+    requests_per_second: float = 200.0
+    """Sustained JSON-RPC calls per device (a batch counts each call); error -32005 beyond."""
+    burst: int = 400
+    """Calls a device may send at once before the rate applies."""
+    max_body_bytes: int = 256 * 1024
+    """Largest request body (a batch included); larger ones are refused before parsing."""
+    max_batch: int = 100
+    """Calls in one JSON-RPC batch."""
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.port <= 65535, "gateway.port", self.port, "must be 0 to 65535")
+        _require(self.requests_per_second > 0, "gateway.requests_per_second",
+                 self.requests_per_second, "must be more than 0")  # fmt: skip
+        _require(self.burst >= 1, "gateway.burst", self.burst, "must be >= 1")
+        _require(self.max_body_bytes >= 64, "gateway.max_body_bytes", self.max_body_bytes,
+                 "must be >= 64")  # fmt: skip
+        _require(self.max_batch >= 1, "gateway.max_batch", self.max_batch, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """``[web]``: the sellers' and buyers' web app and the live dashboard (paper 004, 5.2)."""
+
+    host: str = "127.0.0.1"
+    """Interface the web app binds."""
+    port: int = 8000
+    """Port of the web app; 0 picks a free one."""
+    session_minutes: float = 30.0
+    """A signed-in session ends after this many idle minutes (its unlocked key is dropped)."""
+    dashboard_interval: float = 0.5
+    """Seconds between the dashboard's looks at the chain for new events."""
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.port <= 65535, "web.port", self.port, "must be 0 to 65535")
+        _require(self.session_minutes > 0, "web.session_minutes", self.session_minutes,
+                 "must be more than 0")  # fmt: skip
+        _require(self.dashboard_interval > 0, "web.dashboard_interval",
+                 self.dashboard_interval, "must be more than 0")  # fmt: skip
+
+
+SECTIONS: dict[
+    str, type[NodeSettings | MqttSettings | ShadowSettings | GatewaySettings | WebSettings]
+] = {
     "node": NodeSettings,
     "mqtt": MqttSettings,
     "shadow": ShadowSettings,
+    "gateway": GatewaySettings,
+    "web": WebSettings,
 }
 """The sections of ``pervasive.toml`` and the field of :class:`Settings` each fills."""
 
@@ -231,6 +285,12 @@ class Settings:
 
     shadow: ShadowSettings = field(default_factory=ShadowSettings)
     """``[shadow]``: shadow service limits."""
+
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    """``[gateway]``: the devices' JSON-RPC gateway (listener, rate limit, sizes)."""
+
+    web: WebSettings = field(default_factory=WebSettings)
+    """``[web]``: the web app and dashboard (listener, session length)."""
 
     @property
     def data_dir(self) -> Path:

@@ -174,7 +174,7 @@ def test_config_command_shows_effective_settings(tmp_path: Path) -> None:
     assert json.loads(shown.output)["node.gap_timeout"] == "2.5"
     table = runner.invoke(app, [*flags, "config"])
     assert table.exit_code == 0 and "mqtt.keepalive" in table.output
-    wrong = runner.invoke(app, [*flags, "config", "gateway"])
-    assert wrong.exit_code == 1 and "choose top, node, mqtt, shadow" in wrong.output
+    wrong = runner.invoke(app, [*flags, "config", "notary"])
+    assert wrong.exit_code == 1 and "choose top, node, mqtt, shadow, gateway, web" in wrong.output
     broken = runner.invoke(app, [*flags, "config"], env={"PERVASIVE_SHADOW_BURST": "0"})
     assert broken.exit_code == 1 and "shadow.burst = 0 is out of range" in broken.output
