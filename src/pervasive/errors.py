@@ -24,6 +24,7 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │   │   └── PartialSignatureInvalid  crosschain.errors: a partial BLS signature fails
 │   │   ├── MalformedPacket           messaging.packets: bytes that are no MQTT 3.1.1 packet
 │   │   ├── FunctionMismatch          offchain.functions: function's hash is not the pinned one
+│   │   ├── InvalidReceipt            domain.sale_receipt: a sale receipt is malformed or not signed by its buyer
 │   │   ├── InclusionProofInvalid     crosschain.errors: a Merkle branch does not prove its claim
 │   │   └── _Failure                  shadow.protocol, private: a parser's rejection
 │   ├── ReplayedMessage               a sequence number or nonce seen before

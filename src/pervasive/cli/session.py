@@ -174,12 +174,6 @@ async def session(state: CliState) -> AsyncIterator[Session]:
         async with session(state) as s:
             registry = await s.registry(s.signer(None, 0))
     """
-    from pervasive.contracts import DeploymentBook
-
     async with state.platform() as platform:
         ledger = await platform.ledger()
-        book = DeploymentBook(state.settings.path("deployments.sqlite"))
-        try:
-            yield Session(state, platform, ledger, book)
-        finally:
-            book.close()
+        yield Session(state, platform, ledger, platform.deployments())

@@ -37,12 +37,22 @@ from pervasive.contracts.deposit_oracle import (
 from pervasive.contracts.htlc import Htlc, HtlcLock, hashlock
 from pervasive.contracts.notary import Notary, NotaryTerms, penalty_message, release_message
 from pervasive.contracts.registry import REGISTRY, Registry
+from pervasive.contracts.sale_order import (
+    SALE_ORDER,
+    SALE_ORDER_FACTORY,
+    SaleEvent,
+    SaleItem,
+    SaleOrder,
+    SaleOrderFactory,
+)
 from pervasive.contracts.user_contract import Payment, UserContract, payment_id
 
 __all__ = [
     "AGREEMENT",
     "AGREEMENT_FACTORY",
     "REGISTRY",
+    "SALE_ORDER",
+    "SALE_ORDER_FACTORY",
     "Agreement",
     "AgreementFactory",
     "Artifact",
@@ -64,6 +74,10 @@ __all__ = [
     "Record",
     "Registry",
     "RevealEvidence",
+    "SaleEvent",
+    "SaleItem",
+    "SaleOrder",
+    "SaleOrderFactory",
     "UserContract",
     "attestation_digest",
     "blueprint_deploy_code",

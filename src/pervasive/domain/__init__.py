@@ -23,6 +23,7 @@ from pervasive.domain.entities import (
     check_public_key,
     check_sensor_type,
 )
+from pervasive.domain.sale_receipt import InvalidReceipt, SaleReceipt
 from pervasive.domain.sensor_fields import (
     MAX_FIELD_NAME,
     MAX_FIELDS,
@@ -63,9 +64,11 @@ __all__ = [
     "AgreementTerms",
     "FieldType",
     "IntermediateNode",
+    "InvalidReceipt",
     "QoS",
     "Reaction",
     "ReactionKind",
+    "SaleReceipt",
     "Sensor",
     "SensorField",
     "SignedUpdate",

@@ -51,7 +51,8 @@ from pervasive.platform.run_file import (
 )
 
 if TYPE_CHECKING:  # the chain stack takes seconds to import: only when a part needs it
-    from pervasive.chain import Ledger
+    from pervasive.chain import Ledger, Signer
+    from pervasive.contracts import DeploymentBook, SaleOrderFactory
     from pervasive.messaging import (
         ClientCredentials,
         ClientOptions,
@@ -112,6 +113,7 @@ class Platform:
         self._ledger: Ledger | None = None
         self._broker: MosquittoBroker | EmbeddedBroker | None = None
         self._shadow: RunningShadow | None = None
+        self._book: DeploymentBook | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._stopped = False
 
@@ -220,6 +222,42 @@ class Platform:
                 self._shadow = RunningShadow(service, client, task)
         return self._shadow
 
+    def deployments(self) -> DeploymentBook:
+        """The deployment book of the data directory (``<home>/deployments.sqlite``).
+
+        Example: ``Registry.find(await platform.ledger(), platform.deployments())``.
+        """
+        self._check_open()
+        if self._book is None:
+            from pervasive.contracts import DeploymentBook
+
+            book = DeploymentBook(self.settings.path("deployments.sqlite"))
+            self._stack.callback(book.close)
+            self._book = book
+        return self._book
+
+    async def sale_orders(self, deployer: Signer | None = None) -> SaleOrderFactory:
+        """The sale-order factory of paper 004 on this chain, deployed when missing.
+
+        The deployer is ``deployer``, else development account 0 on the embedded and
+        anvil chains; on another network without ``deployer`` a missing factory is
+        :class:`~pervasive.errors.NotFound` (the first seller's key deploys it).
+
+        Example: ``order = await (await platform.sale_orders()).with_signer(seller).create(...)``.
+        """
+        from pervasive.contracts import SaleOrderFactory
+
+        ledger = await self.ledger()
+        artifacts = self.settings.path("artifacts")
+        async with self._lock("sale_orders"):
+            if deployer is None and ledger.kind == "rpc":
+                return await SaleOrderFactory.find(ledger, self.deployments(), artifacts=artifacts)
+            signer = deployer or ledger.dev_signer(0)
+            factory = await SaleOrderFactory.open(
+                ledger, signer, artifacts=artifacts, book=self.deployments()
+            )
+        return factory
+
     async def start(self, *parts: Part) -> Self:
         """Build and start ``parts`` now (dependencies first); ``start()`` alone starts none.
 
@@ -253,6 +291,7 @@ class Platform:
         """
         self._stopped = True
         self._authority = self._ledger = self._broker = self._shadow = None
+        self._book = None
         await self._stack.aclose()
 
     async def __aenter__(self) -> Self:
