@@ -11,7 +11,7 @@ percentiles come from wrk's own distribution.
 Servers compared, with the same :class:`~pervasive.crosschain.check_server.CheckService`
 handlers:
 
-- ``httptools+uvloop``: :class:`~pervasive.crosschain.check_server.HttpServer` (the
+- ``httptools+uvloop``: :class:`~pervasive.http.server.HttpServer` (the
   member's server) on uvloop;
 - ``httptools+asyncio``: the same on the standard event loop;
 - ``aiohttp+uvloop``: the handlers behind aiohttp.web, on uvloop (its best case).
@@ -126,7 +126,7 @@ def serve(kind: str, port: int, consumers: int) -> None:
     import uvloop
 
     from pervasive.crosschain.check_server import CheckService
-    from pervasive.crosschain.http_server import Handler, HttpServer, Request, Response
+    from pervasive.http.server import Handler, HttpServer, Request, Response
 
     service = prepared_service(consumers)
     assert isinstance(service, CheckService)

@@ -29,7 +29,7 @@ from pervasive.chain import Ledger, open_ledger
 from pervasive.config import Settings
 from pervasive.contracts import compile_contract
 
-COMPILED = ("registry", "agreement", "agreement_factory")
+COMPILED = ("registry", "agreement", "agreement_factory", "sale_order", "sale_order_factory")
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │   ├── MalformedPacket           messaging.packets: bytes that are no MQTT 3.1.1 packet
 │   │   ├── FunctionMismatch          offchain.functions: function's hash is not the pinned one
 │   │   ├── InvalidReceipt            domain.sale_receipt: a sale receipt is malformed or not signed by its buyer
+│   │   ├── MalformedRequest          gateway.jsonrpc: a body answered by one JSON-RPC error
+│   │   ├── UnreadableImage           apps.salesorder.barcode: no receipt barcode can be read in an image
 │   │   ├── InclusionProofInvalid     crosschain.errors: a Merkle branch does not prove its claim
 │   │   └── _Failure                  shadow.protocol, private: a parser's rejection
 │   ├── ReplayedMessage               a sequence number or nonce seen before
@@ -37,6 +39,7 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │ chain/
 │   ├── TransactionRefused            ledger: the node refused a signed transaction (nonce, funds)
 │   ├── FollowerError                 follower: exactly-once delivery can no longer be kept
+│   ├── RequestRefused                rpc: an access-controlled endpoint (a gateway) refused the request
 │   │ messaging/errors.py
 │   ├── BrokerUnavailable             the MQTT broker cannot be started or reached
 │   ├── ConnectionRefused             the broker refused us (TLS handshake or CONNACK)
@@ -57,6 +60,9 @@ PervasiveError                        root of every error pervasive raises on pu
 │   ├── DkgFailed                     the notary's key generation cannot finish
 │   ├── ChallengeRefused              a challenge is malformed, premature or about an included tx
 │   ├── DepositInsufficient           a deposit does not cover pending payments plus the amount
+│   │ apps/salesorder/
+│   ├── DoorFault                     shadow_door: the door did not confirm a movement through its shadow
+│   ├── _Refused                      warehouse, private: a refusal on its way to a DoorDecision
 │   │ crosschain/litecoin/rpc.py
 │   └── LitecoinRpcError              litecoind answered a call with an error (code, message)
 ├── InternalError                     a bug in pervasive: please file an issue

@@ -17,6 +17,7 @@ from pervasive.chain.rpc import (
     BlockRef,
     LedgerOptions,
     PooledTransaction,
+    RequestRefused,
     RpcClient,
     TransactionRefused,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "PendingTransaction",
     "PooledTransaction",
     "Receipt",
+    "RequestRefused",
     "RpcClient",
     "Signer",
     "TransactionManager",

@@ -7,6 +7,9 @@ This is where settings become a live connection; everything above receives a
 from __future__ import annotations
 
 import ast
+import asyncio
+import json
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from pervasive.chain.anvil import ANVIL_MNEMONIC, AnvilNode, find_anvil
 from pervasive.chain.embedded import persistent_tester
 from pervasive.chain.ledger import Ledger
 from pervasive.chain.reverts import decode_revert
-from pervasive.chain.rpc import LedgerOptions, RpcClient
+from pervasive.chain.rpc import LedgerOptions, RequestRefused, RpcClient
 from pervasive.config import Settings
 from pervasive.errors import ChainUnavailable, ConfigError
 
@@ -113,6 +116,93 @@ class _EmbeddedProvider(AsyncEthereumTesterProvider):
             self._store = None
 
 
+class _TlsProvider(AsyncHTTPProvider):
+    """JSON-RPC over HTTPS with a client certificate and kept-alive connections.
+
+    For a node behind an access-controlled gateway. web3's own session opens a
+    connection per request (a TLS handshake per call) and turns every answer that is
+    not 2xx into a bare HTTP error; here one session keeps its connections, presents the
+    client certificate of ``tls``, and a refusal keeps the gateway's words: 401, 403
+    and 429 raise :class:`RequestRefused`, 5xx :class:`ChainUnavailable`, any other
+    JSON answer is read as the JSON-RPC response it is.
+    """
+
+    def __init__(self, url: str, tls: ssl.SSLContext, *, timeout: float = 30.0) -> None:
+        super().__init__(url, exception_retry_configuration=_READ_RETRIES)
+        self._tls = tls
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def make_request(self, method: Any, params: Any) -> Any:
+        raw = await self._post(self.encode_rpc_request(method, params), str(method))
+        return self.decode_rpc_response(raw)
+
+    async def make_batch_request(self, batch_requests: Any) -> Any:
+        raw = await self._post(self.encode_batch_rpc_request(batch_requests), "batch")
+        response: Any = self.decode_rpc_response(raw)
+        if not isinstance(response, list):
+            return response  # the whole batch was refused
+        return sorted(response, key=lambda item: _int_id(item.get("id")))
+
+    async def _post(self, data: bytes, method: str) -> bytes:
+        retry = _READ_RETRIES
+        attempts = retry.retries if method in (retry.method_allowlist or ()) else 1
+        for attempt in range(attempts):
+            try:
+                return await self._post_once(data)
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(retry.backoff_factor * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post_once(self, data: bytes) -> bytes:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._tls),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+            )
+        headers = self.get_request_headers()
+        url = str(self.endpoint_uri)
+        async with self._session.post(url, data=data, headers=headers) as answer:
+            body = await answer.read()
+            status = answer.status
+        if status < 300:
+            return body
+        code, said = _json_rpc_error(body)
+        message = said or f"HTTP {status}"
+        if status in (401, 403, 429):
+            refusal = f"{self.endpoint_uri} refused the request: {message}"
+            raise RequestRefused(refusal, status=status, code=code)
+        if status >= 500 or not body.lstrip().startswith((b"{", b"[")):
+            raise ChainUnavailable(f"{self.endpoint_uri} answered HTTP {status}: {message}")
+        return body  # e.g. 400 with a JSON-RPC error: web3 reads it as one
+
+    async def disconnect(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _int_id(value: Any) -> int:
+    return value if isinstance(value, int) else -1
+
+
+def _json_rpc_error(body: bytes) -> tuple[int | None, str | None]:
+    """``error.code`` and ``error.message`` of a JSON-RPC answer (its first item's for a batch)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None, None
+    if isinstance(document, list) and document:
+        document = document[0]
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, dict):
+        return None, None
+    code = error.get("code")
+    return (code if isinstance(code, int) else None), str(error.get("message"))
+
+
 def anvil_dev_keys(count: int = 10) -> list[bytes]:
     """Private keys of anvil's funded development accounts."""
     Account.enable_unaudited_hdwallet_features()
@@ -133,7 +223,11 @@ def _options(settings: Settings, *, kind: str = "rpc") -> LedgerOptions:
 
 
 async def open_ledger(
-    settings: Settings, *, persist: bool = True, chain_id: int | None = None
+    settings: Settings,
+    *,
+    persist: bool = True,
+    chain_id: int | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Ledger:
     """Connect to the chain ``settings`` names, starting it first when it is ours.
 
@@ -141,7 +235,10 @@ async def open_ledger(
     thrown away on close (tests, benchmarks). ``chain_id`` gives a chain we start
     (embedded, anvil) that EIP-155 id instead of the backend's default, so that two
     chains can run side by side (paper 003's user chain and data chain); an ``rpc``
-    node has its own id, which must then equal it.
+    node has its own id, which must then equal it. ``tls`` (``rpc`` only) is the client
+    context for an ``https://`` endpoint that asks for a client certificate, such as the
+    devices' gateway (:func:`pervasive.gateway.open_gateway_ledger` builds it); its
+    connections are kept alive and its refusals raise :class:`RequestRefused`.
 
     Example::
 
@@ -151,6 +248,8 @@ async def open_ledger(
     """
     if chain_id is not None and not 0 < chain_id < 2**63:
         raise ConfigError(f"a chain id is a positive 63-bit integer, not {chain_id}")
+    if tls is not None and settings.backend != "rpc":
+        raise ConfigError(f"a client TLS context is for the rpc backend, not {settings.backend}")
     if settings.backend == "embedded":
         return await _open_embedded(settings, persist, chain_id)
     if settings.backend == "anvil":
@@ -158,7 +257,9 @@ async def open_ledger(
     if settings.backend == "rpc":
         if not settings.rpc_url:
             raise ConfigError("backend 'rpc' needs --rpc-url or PERVASIVE_RPC_URL")
-        ledger = await _connect(settings.rpc_url, settings, kind="rpc", dev_keys=[], on_close=[])
+        ledger = await _connect(
+            settings.rpc_url, settings, kind="rpc", dev_keys=[], on_close=[], tls=tls
+        )
         if chain_id is not None and ledger.chain_id != chain_id:
             await ledger.close()
             raise ConfigError(
@@ -209,14 +310,22 @@ async def _connect(
     kind: str,
     dev_keys: list[bytes],
     on_close: list[Callable[[], Awaitable[None]]],
+    tls: ssl.SSLContext | None = None,
 ) -> Ledger:
-    provider = AsyncHTTPProvider(
-        url, request_kwargs={"timeout": 30}, exception_retry_configuration=_READ_RETRIES
+    provider = (
+        _TlsProvider(url, tls)
+        if tls is not None
+        else AsyncHTTPProvider(
+            url, request_kwargs={"timeout": 30}, exception_retry_configuration=_READ_RETRIES
+        )
     )
     w3 = AsyncWeb3(provider)
     try:
         chain_id = int(await w3.eth.chain_id)
-    except (OSError, TimeoutError) as exc:
+    except RequestRefused:
+        await w3.provider.disconnect()
+        raise
+    except (OSError, TimeoutError, aiohttp.ClientError, ChainUnavailable) as exc:
         await w3.provider.disconnect()
         raise ChainUnavailable(f"no Ethereum node answers at {url}: {exc}") from exc
     options = _options(settings, kind=kind)

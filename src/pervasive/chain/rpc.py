@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from web3.exceptions import (
     BlockNotFound,
     ContractLogicError,
     TransactionNotFound,
+    Web3Exception,
     Web3RPCError,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "BlockRef",
     "LedgerOptions",
     "PooledTransaction",
+    "RequestRefused",
     "RpcClient",
     "TransactionRefused",
 ]
@@ -62,6 +64,23 @@ class TransactionRefused(UserError):
         self.message = message
         self.tx_hash = tx_hash
         super().__init__(f"the node refused the transaction: {message}")
+
+
+class RequestRefused(UserError):
+    """An access-controlled JSON-RPC endpoint (a gateway) refused the request.
+
+    Its certificate is unknown, revoked or has no role there, its role may not make this
+    call, or it sent too many calls too fast (HTTP 401, 403 or 429). ``message`` holds the
+    endpoint's own words, ``code`` its JSON-RPC error code when it gave one (the
+    gateway's: -32001 not admitted, -32003 not allowed, -32005 rate limited); nothing was
+    executed.
+    """
+
+    def __init__(self, message: str, *, status: int, code: int | None = None) -> None:
+        self.message = message
+        self.status = status
+        self.code = code
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -165,9 +184,18 @@ class RpcClient:
     ) -> bytes:
         """``eth_call``: run ``data`` against ``to`` without a transaction.
 
-        Raises :class:`TransactionReverted` with the decoded reason when the call reverts,
+        Over HTTP the call skips web3's formatters and middleware (which add an
+        ``eth_chainId`` round trip per call: 8.9 ms against 0.3 ms on anvil). Raises :class:`TransactionReverted` with the decoded reason when the call reverts,
         and with the node's words when the EVM halts (a failing precompile, out of gas).
         """
+        wire: dict[str, Any] = {"to": to, "data": "0x" + data.hex()}
+        if sender:
+            wire["from"] = sender
+        tag = hex(block) if isinstance(block, int) else block
+        response = await self._request("eth_call", [wire, tag])
+        if response is not None and isinstance(response.get("result"), str):
+            return bytes.fromhex(response["result"].removeprefix("0x"))
+        # not over HTTP, or an error: web3 classifies it and decodes a revert reason
         tx: dict[str, Any] = {"to": to, "data": data}
         if sender:
             tx["from"] = sender
@@ -338,6 +366,39 @@ class RpcClient:
             return reverted.reason
         return "reverted in its block (the replayed call succeeds on the parent state)"
 
+    # -- passing calls on -------------------------------------------------------------
+    async def relay(self, method: str, params: Any) -> dict[str, Any]:
+        """One JSON-RPC call as the node answers it: ``{"result": ...}`` or ``{"error": ...}``.
+
+        For a gateway in front of this ledger. Over HTTP the node's answer is passed on
+        as it came; the in-process EVM's answer (web3's Python values) is turned into the
+        wire form a node sends (integers as ``0x`` quantities, bytes as ``0x`` data), and
+        parameters it cannot read become an ``invalid params`` error (-32602).
+        :class:`ChainUnavailable` when the node cannot be reached.
+
+        Example: ``await ledger.rpc.relay("eth_blockNumber", [])  # {"result": "0x2a"}``.
+        """
+        provider = self.w3.provider
+        if isinstance(provider, AsyncHTTPProvider):
+            answer = await self._guard(provider.make_request(method, params))
+            return {key: answer[key] for key in ("result", "error") if key in answer}
+        # the provider's middleware turns wire parameters into what eth-tester takes
+        request = await provider.request_func(self.w3, self.w3.middleware_onion)
+        try:
+            answer = await self._guard(request(method, params))
+        except (Web3Exception, ValueError, TypeError, KeyError, IndexError) as exc:
+            message = f"invalid params for {method}: {exc}"
+            return {"error": {"code": -32602, "message": message}}
+        error = answer.get("error")
+        if error is not None:
+            if not isinstance(error, Mapping):
+                return {"error": {"code": -32603, "message": str(error)}}
+            wire = {"code": int(error.get("code", -32603)), "message": str(error.get("message"))}
+            if error.get("data") is not None:
+                wire["data"] = _wire(error["data"])
+            return {"error": wire}
+        return {"result": _wire(answer.get("result"))}
+
     # -- writes -----------------------------------------------------------------------
     async def send_raw(self, raw: bytes) -> str:
         """Send one signed transaction; return its hash.
@@ -346,7 +407,10 @@ class RpcClient:
         :class:`ChainUnavailable` when the node cannot be reached (it may or may not
         have received the transaction).
         """
-        response = await self._request("eth_sendRawTransaction", ["0x" + raw.hex()])
+        try:
+            response = await self._request("eth_sendRawTransaction", ["0x" + raw.hex()])
+        except RequestRefused as refused:  # by a gateway: the transaction never reached a node
+            raise TransactionRefused(refused.message) from refused
         if response is not None:
             error = response.get("error")
             if error:
@@ -578,6 +642,21 @@ class RpcClient:
                 f"cannot reach the {self.kind} node at {self.url or 'in-process EVM'}: "
                 f"{exc or type(exc).__name__}. Is it running? Check --backend and --rpc-url."
             ) from exc
+
+
+def _wire(value: Any) -> Any:
+    """web3's Python value of a JSON-RPC result in the form a node sends it."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {str(key): _wire(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wire(item) for item in value]
+    return str(value)
 
 
 def _retrieve(request: asyncio.Future[Any]) -> None:

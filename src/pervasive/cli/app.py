@@ -26,11 +26,13 @@ from pervasive.cli import (
     demo_dataexchange,
     demo_smartlock,
     device,
+    gateway,
     node,
     notary,
     registry,
     services,
     stack,
+    warehouse,
 )
 from pervasive.cli.session import CliState
 from pervasive.errors import UserError
@@ -86,6 +88,8 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(device.app, name="device")
 app.add_typer(node.app, name="node")
 app.add_typer(notary.app, name="notary")
+app.add_typer(gateway.app, name="gateway")
+device.app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(code.app, name="code")
 app.add_typer(services.broker_app, name="broker")
 app.add_typer(services.shadow_app, name="shadow")

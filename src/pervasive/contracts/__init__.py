@@ -38,6 +38,7 @@ from pervasive.contracts.htlc import Htlc, HtlcLock, hashlock
 from pervasive.contracts.notary import Notary, NotaryTerms, penalty_message, release_message
 from pervasive.contracts.registry import REGISTRY, Registry
 from pervasive.contracts.sale_order import (
+    MAX_PRICE,
     SALE_ORDER,
     SALE_ORDER_FACTORY,
     SaleEvent,
@@ -50,6 +51,7 @@ from pervasive.contracts.user_contract import Payment, UserContract, payment_id
 __all__ = [
     "AGREEMENT",
     "AGREEMENT_FACTORY",
+    "MAX_PRICE",
     "REGISTRY",
     "SALE_ORDER",
     "SALE_ORDER_FACTORY",

@@ -1,10 +1,12 @@
 """Typed wrappers of ``vyper/sale_order.vy`` and ``vyper/sale_order_factory.vy`` (paper 004).
 
 A seller creates one :class:`SaleOrder` per item through the :class:`SaleOrderFactory`
-(ERC-5202 blueprint, deployed once per chain and recorded in the ``DeploymentBook``),
-naming the warehouse account that may release it. The buyer pays exactly the price with
-:meth:`SaleOrder.buy` (the ether goes to the seller); the warehouse device checks
-:meth:`SaleOrder.verify_ownership` and sends :meth:`SaleOrder.release` once. The factory
+(deployed once per chain and recorded in the ``DeploymentBook``), naming the warehouse
+account that may release it. Each order is its own contract, an EIP-1167 minimal proxy of
+one implementation the factory created: about 190k gas, a quarter of what creating the full
+order contract from a blueprint cost (``bench/sale_order_gas.py``). The buyer pays exactly
+the price with :meth:`SaleOrder.buy` (the ether goes to the seller); the warehouse device
+checks :meth:`SaleOrder.verify_ownership` and sends :meth:`SaleOrder.release` once. The factory
 lists every order, a seller's and a buyer's orders, and its events feed the dashboard.
 Inputs are checked before anything is signed (:class:`~pervasive.errors.InvalidInput`);
 what only the chain decides comes back as :class:`~pervasive.errors.TransactionReverted`
@@ -37,6 +39,7 @@ from pervasive.domain import check_account
 from pervasive.errors import InternalError, InvalidInput, NotFound, TransactionReverted
 
 __all__ = [
+    "MAX_PRICE",
     "MAX_TEXT",
     "SALE_ORDER",
     "SALE_ORDER_BLUEPRINT",
@@ -52,9 +55,12 @@ SALE_ORDER = "sale_order"
 SALE_ORDER_FACTORY = "sale_order_factory"
 """The factory's name: its source ``vyper/sale_order_factory.vy`` and deployment record key."""
 SALE_ORDER_BLUEPRINT = "sale_order_blueprint"
-"""The deployment record key of the order's ERC-5202 blueprint."""
+"""The deployment record key of the ERC-5202 blueprint of ``sale_order.vy``, from which the
+factory creates the orders' implementation."""
 MAX_TEXT = 64
 """Longest make, model or serial number, in UTF-8 bytes (the contracts' ``String[64]``)."""
+MAX_PRICE = 2**96 - 1
+"""Highest price in wei (the order packs it into 96 bits: 2**96 wei is more ether than exists)."""
 _PAGE = 100
 """Most entries one list call of the factory returns (its ``MAX_PAGE``)."""
 _ZERO = "0x" + "00" * 20
@@ -174,7 +180,11 @@ def _address(value: str, what: str) -> str:
 
 
 class SaleOrder(ContractHandle):
-    """One deployed sale order; writes (``buy``, ``release``) are sent from ``signer``."""
+    """One deployed sale order; writes (``buy``, ``release``) are sent from ``signer``.
+
+    A factory's order is a minimal proxy running the implementation's code, so the ABI
+    (``NAME``'s artifact) is the same for every order, whether a proxy or a stand-alone one.
+    """
 
     NAME = SALE_ORDER
     VIEW_SELECTORS: ClassVar[frozenset[bytes]] = frozenset(_selector(s) for s in _VIEWS)
@@ -258,7 +268,12 @@ class SaleOrder(ContractHandle):
 
 
 class SaleOrderFactory(ContractHandle):
-    """The chain's sale order factory; ``create`` is sent from ``signer`` (the seller)."""
+    """The chain's sale order factory; ``create`` is sent from ``signer`` (the seller).
+
+    The factory creates each order as an EIP-1167 minimal proxy of its implementation (made
+    once, from the blueprint, when the factory is deployed) and initializes it in the same
+    transaction; only the factory can initialize one, once.
+    """
 
     NAME = SALE_ORDER_FACTORY
     MISSING = "open it once with SaleOrderFactory.open (the web app does on the first sale order)"
@@ -300,7 +315,9 @@ class SaleOrderFactory(ContractHandle):
     ) -> Self:
         """The factory recorded in ``book`` for this chain; blueprint and factory deployed if not.
 
-        A changed order contract gives a new blueprint and so a new factory.
+        Deploying the factory also creates the orders' implementation from the blueprint. A
+        changed order contract gives a new blueprint and so a new factory (and
+        implementation); orders made earlier keep working with the old ones.
 
         Example: ``factory = await SaleOrderFactory.open(ledger, deployer, book=book)``.
         """
@@ -459,4 +476,8 @@ def _check_price(price: int) -> int:
         raise InvalidInput(f"the price is a positive number of wei, got {price!r}")
     if price >= 2**256:
         raise InvalidInput("the price does not fit in 256 bits")
+    if price > MAX_PRICE:
+        raise InvalidInput(
+            f"the price is at most {MAX_PRICE} wei (2**96 - 1, more ether than exists), got {price}"
+        )
     return price

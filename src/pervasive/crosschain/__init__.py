@@ -8,7 +8,8 @@ it. The pieces, each usable alone:
 - :class:`DkgMember` (eq. 2-5) and :class:`ThresholdSigner` (eq. 6-7), sans I/O;
 - :class:`NotaryService`: one member as a service (DKG, contracts, deposit check over
   HTTP, challenges, penalties); :class:`CommitteeSpec` is the committee file;
-- :class:`DepositCheck` (Algorithm 2) and :class:`HttpServer`, its HTTP interface;
+- :class:`DepositCheck` (Algorithm 2) and :class:`CheckService`, its HTTP interface
+  (served by :class:`pervasive.http.HttpServer`);
 - :class:`Challenge` and :func:`decide` (V-C), :class:`ChallengeDesk` (the facts);
 - :class:`DataChain` with :class:`EvmDataChain` (Merkle-Patricia proofs) and, in
   :mod:`pervasive.crosschain.litecoin`, :class:`~pervasive.crosschain.litecoin.LitecoinDataChain`;
@@ -38,7 +39,6 @@ from pervasive.crosschain.errors import (
 )
 from pervasive.crosschain.evm_chain import EvmDataChain
 from pervasive.crosschain.exchange import Consumer, ExchangeResult, OwnPostings, ProviderDesk
-from pervasive.crosschain.http_server import HttpServer
 from pervasive.crosschain.notary import NotaryService, NotaryStats
 from pervasive.crosschain.payments import Payment, check_attestation, decode_payment
 from pervasive.crosschain.signing import SigningRequest, ThresholdKey, ThresholdSigner
@@ -67,7 +67,6 @@ __all__ = [
     "DkgTranscript",
     "EvmDataChain",
     "ExchangeResult",
-    "HttpServer",
     "InclusionProof",
     "InclusionProofInvalid",
     "IndexRecord",

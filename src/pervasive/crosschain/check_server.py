@@ -33,10 +33,10 @@ from pervasive.contracts.deposit_oracle import (
     ORACLE_DOMAIN_VERSION,
 )
 from pervasive.crosschain.deposit_check import Attestation, DepositCheck
-from pervasive.crosschain.http_server import Handler, Request, Response, error_response
 from pervasive.crypto import PrivateKey, keccak256, unsafe_sign_hash
 from pervasive.crypto.typed_data import domain_separator, type_hash
 from pervasive.errors import NotFound
+from pervasive.http.server import Handler, Request, Response, error_response
 
 __all__ = ["CheckService"]
 

@@ -77,7 +77,6 @@ from pervasive.crosschain.dkg_bodies import DkgAborted, DkgFinished, DkgKind, Dk
 from pervasive.crosschain.dkg_store import SQLiteDkgStore
 from pervasive.crosschain.errors import DkgFailed
 from pervasive.crosschain.evm_chain import EvmDataChain
-from pervasive.crosschain.http_server import HttpServer, ServerOptions
 from pervasive.crosschain.notary_routes import NotaryRoutes
 from pervasive.crosschain.notary_state import KeyRecord, NotaryState
 from pervasive.crosschain.penalties import (
@@ -100,6 +99,7 @@ from pervasive.crosschain.signing import (
 )
 from pervasive.crypto import PrivateKey
 from pervasive.errors import ConfigError, PervasiveError, ReplayedMessage, UserError
+from pervasive.http.server import HttpServer, ServerOptions
 from pervasive.messaging.port import MqttConnection
 from pervasive.storage import ContentStore
 from pervasive.store import attach

@@ -31,11 +31,11 @@ import aiohttp
 from pervasive.contracts.notary import Notary, release_id, release_message
 from pervasive.crosschain.challenge import Challenge
 from pervasive.crosschain.errors import DepositInsufficient
-from pervasive.crosschain.http_server import Handler, Request, Response, error_response
 from pervasive.crosschain.notary_state import NotaryState
 from pervasive.crosschain.signing import SigningRequest, ThresholdSigner
 from pervasive.crypto.threshold import combine_signatures
 from pervasive.errors import InvalidInput, ReplayedMessage
+from pervasive.http.server import Handler, Request, Response, error_response
 
 if TYPE_CHECKING:
     from pervasive.crosschain.committee_spec import CommitteeSpec

@@ -18,6 +18,7 @@ from pervasive.pki.records import (
     IssuedCertificate,
     Revocation,
 )
+from pervasive.pki.revocations import RevokedSerials
 
 __all__ = [
     "CertificateAuthority",
@@ -29,6 +30,7 @@ __all__ = [
     "CertificateStatus",
     "IssuedCertificate",
     "Revocation",
+    "RevokedSerials",
     "UnknownIssuer",
     "WrongUsage",
 ]

@@ -83,6 +83,17 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
+def _subject_hosts(certificate: x509.Certificate) -> set[str]:
+    """The host names and addresses a server certificate names (its SANs)."""
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(value) for value in names.value.get_values_for_type(x509.DNSName)} | {
+        str(value) for value in names.value.get_values_for_type(x509.IPAddress)
+    }
+
+
 def _write_public(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
@@ -210,15 +221,18 @@ class CertificateAuthority:
         hosts: Sequence[str] = BROKER_HOSTS,
         *,
         validity: timedelta = DEFAULT_VALIDITY,
+        service: str = "broker",
     ) -> IssuedCertificate:
-        """Issue the broker's server certificate with ``hosts`` as subject alternative names.
+        """Issue a server certificate (CN ``<service>:<first host>``) for ``hosts`` as SANs.
 
-        Example: ``ca.issue_server(("127.0.0.1", "localhost"))``.
+        ``service`` names the server: ``broker`` (the default) or ``gateway``.
+
+        Example: ``ca.issue_server(("127.0.0.1", "localhost"), service="gateway")``.
         """
         if not hosts:
             raise InvalidInput("a server certificate needs at least one host name or address")
         return self._issue(
-            f"broker:{hosts[0]}", CertificateKind.SERVER, validity, None, hosts=hosts
+            f"{service}:{hosts[0]}", CertificateKind.SERVER, validity, None, hosts=hosts
         )
 
     def _issue(
@@ -467,14 +481,28 @@ class CertificateAuthority:
 
         Example: ``MosquittoBroker(ca.broker_credentials(), ca.active_identities, ...)``.
         """
-        folder = self.directory / "broker"
+        return self.server_credentials("broker", hosts, renew=renew)
+
+    def server_credentials(
+        self, service: str, hosts: Sequence[str] = BROKER_HOSTS, *, renew: bool = False
+    ) -> BrokerCredentials:
+        """A TLS server's files under ``<pki>/<service>/``, issuing its certificate if needed.
+
+        For the broker and the devices' JSON-RPC gateway: the CA, the server certificate
+        (SANs ``hosts``) and key, and the CRL. The certificate is reissued when missing,
+        expiring within a day, lacking one of ``hosts``, or ``renew``.
+
+        Example: ``ca.server_credentials("gateway").server_ssl_context()``.
+        """
+        folder = self.directory / service
         cert_path, key_path = folder / "server.cert.pem", folder / "server.key.pem"
         fresh = renew or not cert_path.exists() or not key_path.exists()
         if not fresh:
             current = x509.load_pem_x509_certificate(cert_path.read_bytes())
             fresh = current.not_valid_after_utc - self._clock() < timedelta(days=1)
+            fresh = fresh or not {str(host) for host in hosts} <= _subject_hosts(current)
         if fresh:
-            issued = self.issue_server(hosts)
+            issued = self.issue_server(hosts, service=service)
             if issued.private_key_pem is None:
                 raise InternalError("a server certificate was issued without its key")
             _write_public(cert_path, issued.certificate_pem)
@@ -482,6 +510,13 @@ class CertificateAuthority:
         return BrokerCredentials(
             ca_file=self.ca_file, cert_file=cert_path, key_file=key_path, crl_file=self.crl_file
         )
+
+    def revoked_serials(self) -> frozenset[int]:
+        """The serials of every revoked certificate, as the index holds them now.
+
+        Example: ``issued.record.serial in ca.revoked_serials()``.
+        """
+        return frozenset(revocation.serial for revocation in self._index.revocations())
 
     # -- listeners -----------------------------------------------------------
 
@@ -491,6 +526,14 @@ class CertificateAuthority:
         Example: ``ca.add_listener(broker.refresh)``.
         """
         self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback`` (added with :meth:`add_listener`); idempotent.
+
+        Example: ``ca.remove_listener(broker.refresh)``.
+        """
+        if callback in self._listeners:
+            self._listeners.remove(callback)
 
     def _notify(self) -> None:
         for callback in list(self._listeners):

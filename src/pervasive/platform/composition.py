@@ -53,6 +53,7 @@ from pervasive.platform.run_file import (
 if TYPE_CHECKING:  # the chain stack takes seconds to import: only when a part needs it
     from pervasive.chain import Ledger, Signer
     from pervasive.contracts import DeploymentBook, SaleOrderFactory
+    from pervasive.gateway import Gateway, OrderCheck
     from pervasive.messaging import (
         ClientCredentials,
         ClientOptions,
@@ -65,7 +66,7 @@ if TYPE_CHECKING:  # the chain stack takes seconds to import: only when a part n
 
 __all__ = ["SHADOW_IDENTITY", "Part", "Platform", "RunningShadow"]
 
-Part = Literal["ledger", "authority", "broker", "shadow"]
+Part = Literal["ledger", "authority", "broker", "shadow", "gateway"]
 """What :meth:`Platform.start` can start by name."""
 
 SHADOW_IDENTITY = "svc:shadow"
@@ -114,6 +115,7 @@ class Platform:
         self._broker: MosquittoBroker | EmbeddedBroker | None = None
         self._shadow: RunningShadow | None = None
         self._book: DeploymentBook | None = None
+        self._gateway: Gateway | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._stopped = False
 
@@ -258,6 +260,52 @@ class Platform:
             )
         return factory
 
+    async def gateway(self) -> Gateway:
+        """The devices' JSON-RPC gateway in front of this platform's ledger, serving.
+
+        HTTPS on ``[gateway] host/port`` with a server certificate of the platform CA;
+        devices present their certificates of the same CA and act in the role the role
+        book (``<root>/gateway/roles.json``, ``pervasive gateway role``) gives them. A
+        warehouse reaches only the orders of :meth:`sale_orders`' factory.
+
+        Example: ``url = (await platform.gateway()).url``.
+        """
+        async with self._lock("gateway"):
+            self._check_open()
+            if self._gateway is None:
+                from pervasive.gateway import FILE_RECHECK, Gateway, RoleBook, roles_file
+
+                gateway = await Gateway.start(
+                    await self.ledger(),
+                    self.authority,
+                    self.settings.gateway,
+                    roles=RoleBook.open(roles_file(self.root), recheck=FILE_RECHECK),
+                    orders=self.order_check(),
+                )
+                self._stack.push_async_callback(gateway.close)
+                self._gateway = gateway
+        return self._gateway
+
+    def order_check(self) -> OrderCheck:
+        """Is an address a sale order of :meth:`sale_orders`' factory? (for the gateway)
+
+        The factory is looked up on first need and again until one is deployed; before
+        that nothing is a sale order.
+        """
+        from pervasive.errors import NotFound
+
+        found: list[SaleOrderFactory] = []
+
+        async def is_order(address: str) -> bool:
+            if not found:
+                try:
+                    found.append(await self.sale_orders())
+                except NotFound:
+                    return False
+            return await found[0].is_order(address)
+
+        return is_order
+
     async def start(self, *parts: Part) -> Self:
         """Build and start ``parts`` now (dependencies first); ``start()`` alone starts none.
 
@@ -275,9 +323,11 @@ class Platform:
                     await self.broker()
                 elif part == "shadow":
                     await self.shadow()
+                elif part == "gateway":
+                    await self.gateway()
                 else:
                     raise ConfigError(f"no platform part {part!r}; choose ledger, authority, "
-                                      "broker or shadow")  # fmt: skip
+                                      "broker, shadow or gateway")  # fmt: skip
         except BaseException:
             await self.stop()
             raise
@@ -291,7 +341,7 @@ class Platform:
         """
         self._stopped = True
         self._authority = self._ledger = self._broker = self._shadow = None
-        self._book = None
+        self._book = self._gateway = None
         await self._stack.aclose()
 
     async def __aenter__(self) -> Self:
@@ -345,6 +395,13 @@ class Platform:
             )  # fmt: skip
             folder = options.credentials.cert_file.parent
             credentials[f"{SHADOW_IDENTITY} (cert.pem, key.pem, ca.pem)"] = str(folder)
+        if self._gateway is not None:
+            gateway = self._gateway
+            endpoints.append(
+                Endpoint("gateway", "json-rpc", gateway.url, host=self.settings.gateway.host,
+                         port=gateway.port, pid=pid,
+                         detail="HTTPS, client certificate of the CA; `pervasive gateway role`")
+            )  # fmt: skip
         return RunRecord(pid, str(self.settings.home), time.time(), tuple(endpoints), credentials)
 
     # -- options from the settings' sections --------------------------------

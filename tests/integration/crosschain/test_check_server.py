@@ -14,8 +14,8 @@ import pytest
 from pervasive.contracts.deposit_oracle import attestation_digest
 from pervasive.crosschain.check_server import CheckService
 from pervasive.crosschain.deposit_check import DepositCheck, PendingPay
-from pervasive.crosschain.http_server import HttpServer, Request, Response, ServerOptions
 from pervasive.crypto import PrivateKey, recover_hash
+from pervasive.http.server import HttpServer, Request, Response, ServerOptions
 
 CONSUMER = "0x" + "c1" * 20
 PROVIDER = "0x" + "ab" * 20

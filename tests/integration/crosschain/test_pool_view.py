@@ -19,10 +19,10 @@ from pervasive.contracts.notary import Notary, NotaryTerms, penalty_message
 from pervasive.contracts.user_contract import UserContract
 from pervasive.crosschain.check_server import CheckService
 from pervasive.crosschain.deposit_check import DepositCheck
-from pervasive.crosschain.http_server import HttpServer
 from pervasive.crosschain.pool_view import PoolView
 from pervasive.crypto import PrivateKey, keccak256
 from pervasive.crypto.bls import bls_public_key, bls_sign
+from pervasive.http.server import HttpServer
 
 pytestmark = pytest.mark.anvil
 

@@ -1,12 +1,14 @@
 """A minimal HTTP/1.1 server on ``asyncio.Protocol`` with the ``httptools`` parser (llhttp).
 
-The notary member's hot path: paper 003's interface peaked at 7,304 requests/s and the
-deposit check must answer far more on two cores. Keep-alive, pipelining (responses
-leave in request order even when a handler is async), limits on header and body size,
-an idle timeout; a route table of ``(method, path) -> handler``, where a handler
-returns a :class:`Response` or an awaitable of one. ``bench/deposit_check.py``
-measures it beside aiohttp.web serving the same handlers (several times slower per
-core), which is why it exists.
+The hot path of the notary members (paper 003's interface peaked at 7,304 requests/s
+and the deposit check must answer far more on two cores) and of the devices' JSON-RPC
+gateway (paper 004 section 4.6). Keep-alive, pipelining (responses leave in request
+order even when a handler is async), limits on header and body size, an idle timeout,
+optional TLS with client certificates (the peer's certificate is read once per
+connection and handed to every request as :class:`PeerCertificate`); a route table of
+``(method, path) -> handler``, where a handler returns a :class:`Response` or an
+awaitable of one. ``bench/deposit_check.py`` measures it beside aiohttp.web serving the
+same handlers (several times slower per core), which is why it exists.
 
 Example::
 
@@ -20,38 +22,70 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import unquote_to_bytes
 
 import httptools
 
 from pervasive.errors import InvalidInput
 
-__all__ = ["Handler", "HttpServer", "Request", "Response", "ServerOptions", "error_response"]
+__all__ = [
+    "Handler",
+    "HttpServer",
+    "PeerCertificate",
+    "Refusal",
+    "Request",
+    "Response",
+    "ServerOptions",
+    "error_response",
+    "peer_certificate",
+]
 
 _LOG = logging.getLogger(__name__)
 # raised inside a parser callback: httptools turns it into HttpParserCallbackError
 _TOO_LARGE = InvalidInput("the request exceeds the header or body size limit")
 _REASONS = {
+    204: b"No Content",
     400: b"Bad Request",
+    403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
     409: b"Conflict",
+    413: b"Content Too Large",
+    429: b"Too Many Requests",
     500: b"Internal Server Error",
+    502: b"Bad Gateway",
 }
 
 
-@dataclass(frozen=True)
-class Request:
-    """One parsed HTTP request: method, path, raw query string and body."""
+@dataclass(frozen=True, slots=True)
+class PeerCertificate:
+    """The client certificate a TLS peer presented and the server's context verified."""
+
+    common_name: str
+    """The subject CN: the device or service identity."""
+    serial: int
+    not_after: float
+    """End of validity, seconds since the epoch."""
+
+
+class Request(NamedTuple):
+    """One parsed HTTP request: method, path, raw query string, body and TLS peer.
+
+    A named tuple, not a frozen dataclass: built for every request, and a frozen
+    dataclass costs three times as much to build.
+    """
 
     method: str
     path: str
     query: bytes
     body: bytes
+    peer: PeerCertificate | None = None
+    """The client certificate of the connection (``None`` without TLS or without one)."""
 
     def params(self) -> dict[bytes, bytes]:
         """The query string's ``key=value`` pairs (last one wins), percent-decoded."""
@@ -62,16 +96,22 @@ class Request:
         return out
 
 
-@dataclass(frozen=True)
-class Response:
-    """A response: status and a JSON (or text) body."""
+class Response(NamedTuple):
+    """A response: status, a JSON (or text) body and any extra headers (a named tuple, as
+    :class:`Request`)."""
 
     status: int
     body: bytes
     content_type: bytes = b"application/json"
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Extra header lines, e.g. ``((b"Retry-After", b"1"),)``."""
 
 
 Handler = Callable[[Request], "Response | Awaitable[Response]"]
+
+Refusal = Callable[[str, str, int], Response]
+"""Builds the answer to a request the server itself refuses: ``(reason, message, status)``.
+The server counts the reason before calling it; the answer may change the status."""
 
 
 @dataclass(frozen=True)
@@ -94,15 +134,39 @@ def error_response(
     Example: ``error_response(counts, "bad_address", "consumer is not a 0x address")``.
     """
     rejections[reason] += 1
+    return _plain_refusal(reason, message, status)
+
+
+def _plain_refusal(reason: str, message: str, status: int) -> Response:
     body = json.dumps({"ok": False, "reason": reason, "error": message}).encode()
     return Response(status, body)
+
+
+def peer_certificate(certificate: dict[str, Any] | None) -> PeerCertificate | None:
+    """The :class:`PeerCertificate` of ``SSLObject.getpeercert()``'s dictionary.
+
+    Example: ``peer_certificate(transport.get_extra_info("peercert")).common_name``.
+    """
+    if not certificate:
+        return None
+    common_name = ""
+    for rdn in certificate.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                common_name = str(value)
+    return PeerCertificate(
+        common_name=common_name,
+        serial=int(str(certificate.get("serialNumber", "0")), 16),
+        not_after=float(ssl.cert_time_to_seconds(str(certificate["notAfter"]))),
+    )
 
 
 class HttpServer:
     """Minimal HTTP/1.1 server over a route table (keep-alive, pipelining, size limits).
 
     ``rejections`` is where malformed requests are counted (pass the service's, so
-    ``/metrics`` shows them with the rest).
+    ``/metrics`` shows them with the rest); ``refusal`` shapes the answers to them
+    (default: ``{"ok": false, "reason": ..., "error": ...}``).
 
     Example::
 
@@ -117,10 +181,12 @@ class HttpServer:
         options: ServerOptions | None = None,
         *,
         rejections: Counter[str] | None = None,
+        refusal: Refusal | None = None,
     ) -> None:
         self.routes = dict(routes)
         self.options = options or ServerOptions()
         self.rejections: Counter[str] = rejections if rejections is not None else Counter()
+        self.refusal: Refusal = refusal or _plain_refusal
         self.port = 0
         self._server: asyncio.Server | None = None
         self._paths = {path for _, path in self.routes}
@@ -136,12 +202,21 @@ class HttpServer:
         self._paths.add(path)
 
     async def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, backlog: int = 1024
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        backlog: int = 1024,
+        tls: ssl.SSLContext | None = None,
     ) -> HttpServer:
-        """Listen on ``host:port`` (0 picks a free port, then in ``self.port``)."""
+        """Listen on ``host:port`` (0 picks a free port, then in ``self.port``).
+
+        With ``tls`` the listener speaks HTTPS; a context that asks for client
+        certificates hands each request the peer's as ``Request.peer``.
+        """
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self), host, port, backlog=backlog
+            lambda: _Connection(self), host, port, backlog=backlog, ssl=tls
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         self._sweeper = asyncio.create_task(self._sweep_idle())
@@ -169,24 +244,30 @@ class HttpServer:
             await self._server.wait_closed()
             self._server = None
 
-    def dispatch(self, method: str, target: bytes, body: bytes) -> Response | Awaitable[Response]:
+    def refuse(self, reason: str, message: str, status: int = 400) -> Response:
+        """Count ``reason`` and build the refusal's answer."""
+        self.rejections[reason] += 1
+        return self.refusal(reason, message, status)
+
+    def dispatch(
+        self, method: str, target: bytes, body: bytes, peer: PeerCertificate | None = None
+    ) -> Response | Awaitable[Response]:
         """Route one request; 404/405 for what no handler serves."""
-        try:
-            url = httptools.parse_url(target)
-        except httptools.HttpParserInvalidURLError:
-            return error_response(
-                self.rejections, "bad_request", "the request target is not a URL path"
-            )
-        path = url.path.decode("latin-1")
+        if target == b"/":  # the JSON-RPC endpoint's every request: skip the URL parser
+            path, query = "/", b""
+        else:
+            try:
+                url = httptools.parse_url(target)
+            except httptools.HttpParserInvalidURLError:
+                return self.refuse("bad_request", "the request target is not a URL path")
+            path, query = url.path.decode("latin-1"), url.query or b""
         handler = self.routes.get((method, path))
         if handler is None:
             if path in self._paths:
-                return error_response(
-                    self.rejections, "bad_method", f"{method} is not served on {path}", 405
-                )
-            return error_response(self.rejections, "not_found", f"no route {path}", 404)
+                return self.refuse("bad_method", f"{method} is not served on {path}", 405)
+            return self.refuse("not_found", f"no route {path}", 404)
         try:
-            return handler(Request(method, path, url.query or b"", body))
+            return handler(Request(method, path, query, body, peer))
         except Exception:
             # a bug must cost one request its answer, not every client its server
             _LOG.exception("handler of %s %s failed", method, path)
@@ -199,12 +280,18 @@ def _internal_error() -> Response:
 
 
 def _serialize(response: Response, keep_alive: bool) -> bytes:
+    extra = b"".join(b"%s: %s\r\n" % header for header in response.headers)
+    if not keep_alive:
+        extra += b"Connection: close\r\n"
+    reason = _REASONS.get(response.status, b"OK" if response.status < 300 else b"Error")
+    if response.status == 204:  # RFC 9110: no body, no Content-Length
+        return b"HTTP/1.1 204 %s\r\n%s\r\n" % (reason, extra)
     head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
         response.status,
-        _REASONS.get(response.status, b"OK" if response.status < 300 else b"Error"),
+        reason,
         response.content_type,
         len(response.body),
-        b"" if keep_alive else b"Connection: close\r\n",
+        extra,
     )
     return head + response.body
 
@@ -217,6 +304,7 @@ class _Connection(asyncio.Protocol):
         self.limits = server.options
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
+        self.peer: PeerCertificate | None = None
         self.out: list[bytes] = []
         self.waiting: deque[tuple[asyncio.Future[Response] | bytes, bool]] = deque()
         self.closing = False
@@ -230,6 +318,8 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike
         self.transport = cast(asyncio.Transport, transport)
+        # over TLS this runs after the handshake: the peer's certificate is verified
+        self.peer = peer_certificate(transport.get_extra_info("peercert"))
         self.last_active = asyncio.get_running_loop().time()
         self.server._connections.add(self)
 
@@ -300,7 +390,8 @@ class _Connection(asyncio.Protocol):
             return
         method = self.parser.get_method().decode("latin-1")
         keep_alive = self.parser.should_keep_alive()
-        result = self.server.dispatch(method, self.target, b"".join(self.body))
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        result = self.server.dispatch(method, self.target, body, self.peer)
         if isinstance(result, Response):
             data = _serialize(result, keep_alive)
             if self.waiting:
@@ -317,7 +408,7 @@ class _Connection(asyncio.Protocol):
     def _refuse(self, reason: str, message: str) -> None:
         # the parser cannot resynchronise: answer, then close, reading nothing more
         self.broken = True
-        response = error_response(self.server.rejections, reason, message)
+        response = self.server.refuse(reason, message)
         self.waiting.append((_serialize(response, keep_alive=False), False))
 
     def _finished(self, future: asyncio.Future[Response]) -> None:
