@@ -2,7 +2,8 @@
 
 The unit tests run every rule on the embedded chain; this one shows the same contracts,
 wrapper and receipt work against a real JSON-RPC node (revert reasons decoded from its
-errors, logs read back with ``eth_getLogs``).
+errors, logs read back with ``eth_getLogs``), the order being a minimal proxy whose calls
+anvil runs through ``DELEGATECALL``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 from pervasive.chain import open_ledger
 from pervasive.config import Settings
-from pervasive.contracts import DeploymentBook, SaleOrderFactory
+from pervasive.contracts import DeploymentBook, SaleOrder, SaleOrderFactory
 from pervasive.crypto import PrivateKey
 from pervasive.domain import SaleReceipt
 from pervasive.errors import TransactionReverted
@@ -31,6 +32,11 @@ async def test_a_sale_from_creation_to_release_on_anvil(tmp_settings: Settings) 
         start = await ledger.block_number()
         order = await factory.create("Tesla", "alpha", 2019, PRICE, "4AA6", warehouse.address)
         assert await factory.orders_of_seller(seller.address) == [order.address]
+        implementation = await factory.contract.call("IMPLEMENTATION")
+        assert len(await ledger.code(order.address)) == 45  # EIP-1167
+        assert bytes.fromhex(implementation[2:]) in await ledger.code(order.address)
+        with pytest.raises(TransactionReverted, match="this contract holds no item"):
+            await SaleOrder.at(ledger, implementation, buyer).buy()
 
         before = await ledger.balance(seller.address)
         await order.with_signer(buyer).buy()

@@ -1,7 +1,9 @@
 """The sale order of paper 004 (Table 1) and its factory, on the embedded chain.
 
 One chain and one factory per module; every test creates its own orders (and, where it
-counts lists, its own fresh accounts), so no test depends on another's state.
+counts lists, its own fresh accounts), so no test depends on another's state. Orders are
+EIP-1167 minimal proxies of one implementation: the tests below also show that only the
+factory can give a proxy its item, once, and that the implementation is no order.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from pervasive.contracts import (
     deploy,
 )
 from pervasive.contracts.contract import Contract
-from pervasive.contracts.sale_order import SALE_ORDER, SALE_ORDER_BLUEPRINT, SALE_ORDER_FACTORY
+from pervasive.contracts.sale_order import (
+    MAX_PRICE,
+    SALE_ORDER,
+    SALE_ORDER_BLUEPRINT,
+    SALE_ORDER_FACTORY,
+)
 from pervasive.crypto import keccak256
 from pervasive.domain import SaleReceipt
 from pervasive.errors import InvalidInput, NotFound, TransactionReverted
@@ -33,6 +40,9 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group(
 
 PRICE = 50 * 10**18  # paper 004, Table 2: 50 ETH
 ZERO = "0x" + "00" * 20
+# EIP-1167: the code of every order, around the implementation's address
+PROXY_PREFIX = bytes.fromhex("363d3d373d3d3d363d73")
+PROXY_SUFFIX = bytes.fromhex("5af43d82803e903d91602b57fd5bf3")
 
 
 @dataclass
@@ -219,6 +229,7 @@ async def test_only_an_order_of_the_factory_may_report_a_sale_or_release(world: 
         ("price", -1, "positive number of wei"),
         ("price", 0, "positive number of wei"),
         ("price", 2**256, "256 bits"),
+        ("price", MAX_PRICE + 1, r"2\*\*96 - 1, more ether than exists"),
         ("year", -1, "year is a whole number"),
         ("year", 2019.5, "year is a whole number"),
         ("warehouse", "0x1234", "not an Ethereum address"),
@@ -263,6 +274,8 @@ async def test_the_chain_refuses_what_the_wrapper_would(world: World) -> None:
         (("m", "m", 1, 1, "", world.deployer.address), "the serial number may not be empty"),
         (("m", "m", 1, 0, "s", world.deployer.address), "the price must be positive"),
         (("m", "m", 1, 1, "s", ZERO), "the warehouse account may not be the zero address"),
+        (("m", "m", 10_000, 1, "s", world.deployer.address), "a whole number from 0 to 9999"),
+        (("m", "m", 1, MAX_PRICE + 1, "s", world.deployer.address), r"at most 2\*\*96 - 1 wei"),
     ]
     for args, reason in cases:
         with pytest.raises(TransactionReverted, match=reason):
@@ -329,10 +342,16 @@ async def test_a_seller_refusing_ether_makes_the_purchase_fail_with_a_reason(
 async def test_an_order_deployed_alone_works_without_a_factory(world: World) -> None:
     seller, warehouse, buyer = await world.account(), await world.account(), await world.account()
     artifact = compile_contract(SALE_ORDER)
-    args = ("Tesla", "alpha", 2019, PRICE, "4AA6", seller.address, warehouse.address, ZERO)
+    args = ("Tesla", "alpha", 2019, PRICE, "4AA6", seller.address, warehouse.address)
     order = SaleOrder.at(
         world.ledger, (await deploy(world.ledger, seller, artifact, *args)).address
     )
+    assert (await order.item()).seller == seller.address
+    assert await order.contract.call("factory") == ZERO
+    with pytest.raises(TransactionReverted, match="only the factory may initialize"):
+        await order.contract.transact(seller, "initialize", *args)
+    with pytest.raises(TransactionReverted, match="the seller may not be the zero address"):
+        await deploy(world.ledger, seller, artifact, *args[:5], ZERO, warehouse.address)
     await order.with_signer(buyer).buy()
     assert await order.verify_ownership(buyer.address)
     await order.with_signer(warehouse).release(buyer.address)
@@ -431,3 +450,154 @@ async def test_events_can_follow_one_account(world: World) -> None:
     assert [e.kind for e in by_order] == ["created"]
     with pytest.raises(InvalidInput, match="account"):
         await world.factory.events(start, account="someone")
+
+
+async def test_an_order_is_a_minimal_proxy_of_the_implementation(world: World) -> None:
+    order = await world.order(await world.account(), await world.account())
+    implementation = await world.factory.contract.call("IMPLEMENTATION")
+    code = await world.ledger.code(order.address)
+    assert code == PROXY_PREFIX + bytes.fromhex(implementation[2:]) + PROXY_SUFFIX
+    assert await order.contract.call("factory") == world.factory.address
+    index = await world.factory.order_count() - 1
+    assert await world.factory.contract.call("order_at", index) == order.address
+    assert await world.factory.contract.call("order_at", index + 1) == ZERO
+
+
+@pytest.mark.parametrize(
+    ("make", "model", "serial"),
+    [
+        ("a", "b", "c"),
+        ("x" * 31, "y" * 32, "z" * 33),  # words end inside, at and past a 32-byte boundary
+        ("é" * 32, "Ünïcødé ✓", "9" * 64),
+        ("M" * 64, "m" * 64, "S" * 64),  # all six words of text
+    ],
+)
+async def test_the_packed_item_reads_back_exactly(
+    world: World, make: str, model: str, serial: str
+) -> None:
+    seller, warehouse = await world.account(), await world.account()
+    factory = world.factory.with_signer(seller)
+    order = await factory.create(make, model, 9999, MAX_PRICE, serial, warehouse.address)
+    item = await order.item()
+    assert (item.make, item.model, item.serial) == (make, model, serial)
+    assert (item.year, item.price, item.seller, item.warehouse) == (
+        9999, MAX_PRICE, seller.address, warehouse.address
+    )  # fmt: skip
+    assert await order.contract.call("getItem") == (
+        make, model, 9999, MAX_PRICE, False, seller.address, ZERO
+    )  # fmt: skip
+    assert await world.factory.items([order.address]) == [item]
+
+
+async def test_nobody_but_the_factory_initializes_an_order(world: World) -> None:
+    seller, warehouse, intruder = (
+        await world.account(), await world.account(), await world.account()
+    )  # fmt: skip
+    order = await world.order(seller, warehouse)
+    item = await order.item()
+    args = ("Fake", "fake", 1, 1, "0", intruder.address, intruder.address)
+    with pytest.raises(TransactionReverted, match="only the factory may initialize"):
+        await order.contract.transact(intruder, "initialize", *args)
+    assert await order.item() == item
+
+
+async def test_the_implementation_is_no_order_and_cannot_be_initialized_or_bought(
+    world: World,
+) -> None:
+    buyer = await world.account()
+    implementation = SaleOrder.at(
+        world.ledger, await world.factory.contract.call("IMPLEMENTATION"), buyer
+    )
+    assert await implementation.contract.call("factory") == world.factory.address
+    args = ("Tesla", "alpha", 2019, PRICE, "4AA6", buyer.address, buyer.address)
+    with pytest.raises(TransactionReverted, match="only the factory may initialize"):
+        await implementation.contract.transact(buyer, "initialize", *args)
+    with pytest.raises(TransactionReverted, match="this contract holds no item"):
+        await implementation.buy()
+    with pytest.raises(TransactionReverted, match="this contract holds no item"):
+        await _pay(world.ledger, buyer, implementation, PRICE)
+    assert (await implementation.item()).seller == ZERO
+    assert not await implementation.is_sold()
+    assert not await world.factory.is_order(implementation.address)
+    with pytest.raises(NotFound, match=implementation.address):
+        await world.factory.items([implementation.address])
+
+
+CLONER_CONTRACT = """
+# pragma version ~=0.4.3
+# someone else's contract: it clones implementations and initializes proxies
+interface SaleOrder:
+    def initialize(make: String[64], model: String[64], year: uint256, price: uint256,
+                   serial: String[64], seller: address, warehouse: address): nonpayable
+
+implementation: public(address)
+
+@external
+def make_implementation(blueprint: address):
+    # constructed without an item by this contract, it is this contract's implementation
+    self.implementation = create_from_blueprint(
+        blueprint, empty(String[64]), empty(String[64]), empty(uint256), empty(uint256),
+        empty(String[64]), empty(address), empty(address))
+
+@external
+def clone(target: address) -> address:
+    return create_minimal_proxy_to(target)
+
+@external
+def initialize(order: address, seller: address, warehouse: address):
+    extcall SaleOrder(order).initialize("m", "m", 1, 1, "s", seller, warehouse)
+"""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def cloner(world: World) -> Contract:
+    artifact = compile_source("cloner", CLONER_CONTRACT)
+    deployment = await deploy(world.ledger, world.deployer, artifact)
+    return Contract(world.ledger, deployment.address, artifact.abi)
+
+
+async def _clone(world: World, cloner: Contract, target: str) -> str:
+    address = str(await cloner.call("clone", target))  # where the next clone lands
+    await cloner.transact(world.deployer, "clone", target)
+    assert await world.ledger.code(address) != b""
+    return address
+
+
+async def test_a_proxy_made_by_someone_else_is_no_order_and_stays_empty(
+    world: World, cloner: Contract
+) -> None:
+    seller, warehouse, buyer = await world.account(), await world.account(), await world.account()
+    implementation = await world.factory.contract.call("IMPLEMENTATION")
+    stray = SaleOrder.at(world.ledger, await _clone(world, cloner, implementation), buyer)
+    with pytest.raises(TransactionReverted, match="only the factory may initialize"):
+        await cloner.transact(
+            world.deployer, "initialize", stray.address, seller.address, warehouse.address
+        )
+    assert not await world.factory.is_order(stray.address)
+    with pytest.raises(NotFound, match=stray.address):
+        await world.factory.items([stray.address])
+    with pytest.raises(TransactionReverted, match="this contract holds no item"):
+        await _pay(world.ledger, buyer, stray, 0)
+
+
+async def test_the_implementations_creator_initializes_each_proxy_once_and_never_itself(
+    world: World, cloner: Contract
+) -> None:
+    # the checks behind the factory's guarantee, run by a creator that tries what it never does
+    seller, warehouse = await world.account(), await world.account()
+    blueprint = await world.factory.contract.call("BLUEPRINT")
+    await cloner.transact(world.deployer, "make_implementation", blueprint)
+    implementation = await cloner.call("implementation")
+    with pytest.raises(TransactionReverted, match="the implementation itself is never initialized"):
+        await cloner.transact(
+            world.deployer, "initialize", implementation, seller.address, warehouse.address
+        )
+    proxy = await _clone(world, cloner, implementation)
+    await cloner.transact(world.deployer, "initialize", proxy, seller.address, warehouse.address)
+    assert (await SaleOrder.at(world.ledger, proxy).item()).seller == seller.address
+    with pytest.raises(TransactionReverted, match="this sale order is already initialized"):
+        await cloner.transact(
+            world.deployer, "initialize", proxy, warehouse.address, seller.address
+        )
+    assert (await SaleOrder.at(world.ledger, proxy).item()).seller == seller.address
+    assert not await world.factory.is_order(proxy)  # a proxy of another implementation
