@@ -25,6 +25,7 @@ from pervasive.cli import (
     demo,
     demo_dataexchange,
     demo_smartlock,
+    demo_warehouse,
     device,
     gateway,
     node,
@@ -95,6 +96,7 @@ app.add_typer(services.broker_app, name="broker")
 app.add_typer(services.shadow_app, name="shadow")
 demo.app.command("smartlock")(demo_smartlock.smartlock)
 demo.app.command("dataexchange")(demo_dataexchange.dataexchange)
+demo.app.command("warehouse")(demo_warehouse.warehouse)
 app.command("up")(stack.up)
 app.command("status")(stack.status)
 app.command("config")(configuration.show_config)
