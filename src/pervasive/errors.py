@@ -60,6 +60,8 @@ PervasiveError                        root of every error pervasive raises on pu
 │   ├── DkgFailed                     the notary's key generation cannot finish
 │   ├── ChallengeRefused              a challenge is malformed, premature or about an included tx
 │   ├── DepositInsufficient           a deposit does not cover pending payments plus the amount
+│   │ web/refusals.py
+│   ├── WebRequestRefused             a page or form cannot be served: status, reason, message
 │   │ apps/salesorder/
 │   ├── DoorFault                     shadow_door: the door did not confirm a movement through its shadow
 │   ├── _Refused                      warehouse, private: a refusal on its way to a DoorDecision

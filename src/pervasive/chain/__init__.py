@@ -5,7 +5,7 @@ Knows nothing of IoT. See README.md in this folder for the control flow.
 
 from pervasive.chain.accounts import Keystore, Signer
 from pervasive.chain.anvil import AnvilNode, find_anvil
-from pervasive.chain.backends import anvil_dev_keys, open_ledger
+from pervasive.chain.backends import anvil_dev_keys, open_embedded_via_gateway, open_ledger
 from pervasive.chain.checkpoints import Checkpoint
 from pervasive.chain.follower import EventFollower, FollowerError, LogHandler
 from pervasive.chain.hardfork import HARDFORK
@@ -49,5 +49,6 @@ __all__ = [
     "decode_raw_transaction",
     "decode_revert",
     "find_anvil",
+    "open_embedded_via_gateway",
     "open_ledger",
 ]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import fcntl
 import json
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 import rlp
@@ -34,7 +35,7 @@ from pervasive.chain.rpc import LedgerOptions, RequestRefused, RpcClient
 from pervasive.config import Settings
 from pervasive.errors import ChainUnavailable, ConfigError
 
-__all__ = ["anvil_dev_keys", "open_ledger"]
+__all__ = ["anvil_dev_keys", "open_embedded_via_gateway", "open_ledger"]
 
 
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
@@ -271,16 +272,59 @@ async def open_ledger(
 
 async def _open_embedded(settings: Settings, persist: bool, chain_id: int | None) -> Ledger:
     path = settings.path("chain", "embedded.sqlite") if persist else None
-    provider = _EmbeddedProvider(path, chain_id)
+    lock = _hold_embedded(path) if path is not None else None
+    try:
+        provider = _EmbeddedProvider(path, chain_id)
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        raise
     w3 = AsyncWeb3(provider)
     keys = [k.to_bytes() for k in provider.ethereum_tester.backend.account_keys]
 
     async def close_store() -> None:
         provider.close_store()
+        if lock is not None:
+            lock.close()  # closing the file releases the lock
 
     chain_id = int(await w3.eth.chain_id)
     rpc = RpcClient(w3, kind="embedded", chain_id=chain_id, options=_options(settings))
     return Ledger(rpc, dev_keys=keys, on_close=[close_store])
+
+
+def _hold_embedded(path: Path) -> IO[bytes]:
+    """An exclusive lock on the embedded chain at ``path``: one process runs it at a time.
+
+    Two processes writing one SQLite chain would each mine their own blocks on the same
+    heights. The lock lives as long as the returned file stays open.
+    """
+    handle = path.with_suffix(".lock").open("a+b")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ChainUnavailable(
+            f"the embedded chain in {path.parent} is in use by another process: wait for it "
+            "to end, or run a chain several processes share (`pervasive up` lends its chain "
+            "to the commands of its data directory; or --backend anvil)"
+        ) from None
+    return handle
+
+
+async def open_embedded_via_gateway(url: str, settings: Settings, tls: ssl.SSLContext) -> Ledger:
+    """The embedded chain another process holds, through that process's gateway.
+
+    ``pervasive up`` on the embedded backend holds the chain (its web app and gateway
+    need it); the other commands of the same data directory reach it through the
+    gateway's HTTPS endpoint with an operator's client certificate (``tls``). The ledger
+    is of kind ``embedded``, with the embedded chain's development accounts.
+
+    Example: ``ledger = await open_embedded_via_gateway(url, settings, credentials.ssl_context())``.
+    """
+    from eth_tester.backends.pyevm.main import get_default_account_keys
+
+    keys = [k.to_bytes() for k in get_default_account_keys()]
+    return await _connect(url, settings, kind="embedded", dev_keys=keys, on_close=[], tls=tls)
 
 
 async def _open_anvil(settings: Settings, persist: bool, chain_id: int | None) -> Ledger:

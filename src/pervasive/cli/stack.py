@@ -6,9 +6,11 @@ credential files in a table, writes ``<home>/run.json`` and runs until Ctrl-C or
 SIGTERM, when it stops every part and removes the run file. ``status`` reads the run
 file and checks each endpoint (process alive, port connectable).
 
-The embedded chain is an in-process EVM that every command opens itself: ``up`` checks
-that it opens and reports its state file, but does not hold it (two processes must not
-run one embedded chain). With ``backend = "anvil"`` ``up`` runs the anvil node and
+``up`` also serves the devices' JSON-RPC gateway and the web app with its live
+dashboard. The embedded chain is an in-process EVM: ``up`` holds it (its web app and
+gateway need it), and the other commands of the same data directory reach it through
+the gateway as the platform's operator while ``up`` runs (one process may run an
+embedded chain at a time). With ``backend = "anvil"`` ``up`` runs the anvil node and
 prints how other commands reach it.
 """
 
@@ -26,7 +28,6 @@ from rich.table import Table
 from pervasive.cli.session import CliState, run_until_stopped, state_of
 from pervasive.errors import InternalError, InvalidInput
 from pervasive.platform import (
-    Endpoint,
     Platform,
     RunRecord,
     check,
@@ -36,7 +37,6 @@ from pervasive.platform import (
 )
 
 if TYPE_CHECKING:
-    from pervasive.config import Settings
     from pervasive.platform import EndpointHealth
 
 __all__ = ["EXIT_DEGRADED", "EXIT_NOT_RUNNING", "status", "up"]
@@ -55,7 +55,7 @@ def up(
         typer.Option(help="Broker TLS port (default: the mqtt_port setting; 0 picks a free one)."),
     ] = None,
 ) -> None:
-    """Start the local stack (chain, CA, MQTT broker, shadow service) until Ctrl-C.
+    """Start the local stack (chain, CA, broker, shadows, gateway, web app) until Ctrl-C.
 
     The chain is the configured backend (the embedded EVM by default, or anvil); the
     broker follows the ``broker`` setting (mosquitto when installed, else the embedded
@@ -77,14 +77,8 @@ def up(
 
     async def go() -> None:
         async with Platform(settings, password=state.password, shared=True) as platform:
-            extra: list[Endpoint] = []
-            if settings.backend == "embedded":
-                extra.append(await _embedded_chain(settings))
-                await platform.start("broker", "shadow")
-            else:
-                await platform.start("ledger", "broker", "shadow")
+            await platform.start("ledger", "broker", "shadow", "gateway", "web")
             record = platform.run_record()
-            record = replace(record, endpoints=(*extra, *record.endpoints))
             write_run_record(path, record)
             try:
                 _print_record(state, record)
@@ -103,21 +97,6 @@ def up(
 
     run_until_stopped(go())
     state.console.print("stack stopped", highlight=False)
-
-
-async def _embedded_chain(settings: Settings) -> Endpoint:
-    """Open the embedded chain once (it works, which chain id), then let it go."""
-    async with Platform(settings) as probe:
-        ledger = await probe.ledger()
-        block = await ledger.block_number()
-        record = probe.run_record()
-    (chain,) = (e for e in record.endpoints if e.name == "chain")
-    return replace(
-        chain,
-        address="in-process (each command opens it)",
-        pid=None,
-        detail=f"{chain.detail}; block {block}",
-    )
 
 
 def status(

@@ -10,7 +10,13 @@ This package sits below ``cli/`` and ``apps/`` and above every subsystem (see th
 import-linter layers in ``pyproject.toml``). See README.md in this folder.
 """
 
-from pervasive.platform.composition import SHADOW_IDENTITY, Part, Platform, RunningShadow
+from pervasive.platform.composition import (
+    OPERATOR_IDENTITY,
+    SHADOW_IDENTITY,
+    Part,
+    Platform,
+    RunningShadow,
+)
 from pervasive.platform.run_file import (
     Endpoint,
     EndpointHealth,
@@ -22,6 +28,7 @@ from pervasive.platform.run_file import (
 )
 
 __all__ = [
+    "OPERATOR_IDENTITY",
     "SHADOW_IDENTITY",
     "Endpoint",
     "EndpointHealth",

@@ -63,14 +63,19 @@ if TYPE_CHECKING:  # the chain stack takes seconds to import: only when a part n
     )
     from pervasive.pki import CertificateAuthority
     from pervasive.shadow import ShadowService
+    from pervasive.web import WebServer
 
-__all__ = ["SHADOW_IDENTITY", "Part", "Platform", "RunningShadow"]
+__all__ = ["OPERATOR_IDENTITY", "SHADOW_IDENTITY", "Part", "Platform", "RunningShadow"]
 
-Part = Literal["ledger", "authority", "broker", "shadow", "gateway"]
+Part = Literal["ledger", "authority", "broker", "shadow", "gateway", "web"]
 """What :meth:`Platform.start` can start by name."""
 
 SHADOW_IDENTITY = "svc:shadow"
 """The MQTT identity of the shadow service."""
+
+OPERATOR_IDENTITY = "svc:operator"
+"""The identity with the gateway's ``operator`` role: this data directory's own commands
+reach the embedded chain through it while ``pervasive up`` holds the chain."""
 
 
 @dataclass
@@ -116,6 +121,7 @@ class Platform:
         self._shadow: RunningShadow | None = None
         self._book: DeploymentBook | None = None
         self._gateway: Gateway | None = None
+        self._web: WebServer | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._stopped = False
 
@@ -158,10 +164,31 @@ class Platform:
             if self._ledger is None:
                 from pervasive.chain import open_ledger
 
-                ledger = await open_ledger(self.settings, persist=self._persist)
+                lent = self._lent_chain() if self._persist and not self._shared else None
+                if lent is not None:
+                    ledger = await self._borrow_embedded(lent)
+                else:
+                    ledger = await open_ledger(self.settings, persist=self._persist)
                 self._stack.push_async_callback(ledger.close)
                 self._ledger = ledger
         return self._ledger
+
+    def _lent_chain(self) -> str | None:
+        """The gateway URL of a live ``pervasive up`` holding this directory's embedded chain."""
+        if self.settings.backend != "embedded":
+            return None
+        record = read_run_record(run_file(self.settings.home))
+        if record is None or not pid_alive(record.pid):
+            return None
+        urls = [e.address for e in record.endpoints if e.name == "gateway"]
+        return urls[0] if urls else None
+
+    async def _borrow_embedded(self, url: str) -> Ledger:
+        """The embedded chain ``pervasive up`` holds, through its gateway as the operator."""
+        from pervasive.chain import open_embedded_via_gateway
+
+        credentials = self.authority.client_credentials(OPERATOR_IDENTITY, self.root / "mqtt")
+        return await open_embedded_via_gateway(url, self.settings, credentials.ssl_context())
 
     async def broker(self) -> MosquittoBroker | EmbeddedBroker:
         """The broker ``settings.broker`` asks for, started with the CA's identities.
@@ -266,7 +293,9 @@ class Platform:
         HTTPS on ``[gateway] host/port`` with a server certificate of the platform CA;
         devices present their certificates of the same CA and act in the role the role
         book (``<root>/gateway/roles.json``, ``pervasive gateway role``) gives them. A
-        warehouse reaches only the orders of :meth:`sale_orders`' factory.
+        warehouse reaches only the orders of :meth:`sale_orders`' factory;
+        :data:`OPERATOR_IDENTITY` holds the ``operator`` role (this directory's commands
+        borrow an embedded chain held by ``pervasive up`` through it).
 
         Example: ``url = (await platform.gateway()).url``.
         """
@@ -275,16 +304,66 @@ class Platform:
             if self._gateway is None:
                 from pervasive.gateway import FILE_RECHECK, Gateway, RoleBook, roles_file
 
+                roles = RoleBook.open(roles_file(self.root), recheck=FILE_RECHECK)
+                if roles.role_of(OPERATOR_IDENTITY) is None:
+                    roles.assign(OPERATOR_IDENTITY, "operator")
                 gateway = await Gateway.start(
                     await self.ledger(),
                     self.authority,
                     self.settings.gateway,
-                    roles=RoleBook.open(roles_file(self.root), recheck=FILE_RECHECK),
+                    roles=roles,
                     orders=self.order_check(),
                 )
                 self._stack.push_async_callback(gateway.close)
                 self._gateway = gateway
         return self._gateway
+
+    async def web(self) -> WebServer:
+        """The sellers' and buyers' web app with the live dashboard, serving.
+
+        On ``[web] host/port``; sellers and buyers sign in with the keystore's accounts
+        (``<home>/keystore``); the dashboard follows this platform's shadow service, CA
+        and chain (the sale orders and agreements recorded in :meth:`deployments`).
+
+        Example: ``print((await platform.web()).url + "/dashboard")``.
+        """
+        async with self._lock("web"):
+            self._check_open()
+            if self._web is None:
+                from pervasive.chain import Keystore
+                from pervasive.web import (
+                    DashboardFeed,
+                    KeystoreWarehouses,
+                    WebContext,
+                    WebServer,
+                    create_app,
+                    dashboard_routes,
+                )
+
+                ledger = await self.ledger()
+                shadow = await self.shadow()
+                feed = DashboardFeed(
+                    ledger,
+                    authority=self.authority,
+                    shadows=shadow.service.store,
+                    book=self.deployments(),
+                    artifacts=self.settings.path("artifacts"),
+                    interval=self.settings.web.dashboard_interval,
+                )
+                shadow.service.add_listener(feed.shadow_changed)
+                keystore = Keystore(self.settings.path("keystore"))
+                context = WebContext.build(
+                    self.settings, ledger, keystore=keystore, book=self.deployments(),
+                    warehouses=KeystoreWarehouses(keystore), dashboard=dashboard_routes(feed),
+                )  # fmt: skip
+                self._stack.callback(context.close)
+                await feed.start()
+                server = await WebServer.start(create_app(context), self.settings.web)
+                self._stack.push_async_callback(server.close)
+                # the feed ends first: open dashboard streams then let the server stop at once
+                self._stack.push_async_callback(feed.close)
+                self._web = server
+        return self._web
 
     def order_check(self) -> OrderCheck:
         """Is an address a sale order of :meth:`sale_orders`' factory? (for the gateway)
@@ -325,9 +404,11 @@ class Platform:
                     await self.shadow()
                 elif part == "gateway":
                     await self.gateway()
+                elif part == "web":
+                    await self.web()
                 else:
                     raise ConfigError(f"no platform part {part!r}; choose ledger, authority, "
-                                      "broker, shadow or gateway")  # fmt: skip
+                                      "broker, shadow, gateway or web")  # fmt: skip
         except BaseException:
             await self.stop()
             raise
@@ -341,7 +422,7 @@ class Platform:
         """
         self._stopped = True
         self._authority = self._ledger = self._broker = self._shadow = None
-        self._book = self._gateway = None
+        self._book = self._gateway = self._web = None
         await self._stack.aclose()
 
     async def __aenter__(self) -> Self:
@@ -401,6 +482,12 @@ class Platform:
                 Endpoint("gateway", "json-rpc", gateway.url, host=self.settings.gateway.host,
                          port=gateway.port, pid=pid,
                          detail="HTTPS, client certificate of the CA; `pervasive gateway role`")
+            )  # fmt: skip
+        if self._web is not None:
+            web = self._web
+            endpoints.append(
+                Endpoint("web", "http", web.url, host=self.settings.web.host, port=web.port,
+                         pid=pid, detail=f"sellers and buyers; live dashboard {web.url}/dashboard")
             )  # fmt: skip
         return RunRecord(pid, str(self.settings.home), time.time(), tuple(endpoints), credentials)
 

@@ -7,10 +7,13 @@ new record together with its replies, publishes them and counts rejections by co
 Requests are handled one at a time, in arrival order, so one process never races
 itself; several processes sharing a database retry on :class:`StaleShadowWrite`.
 An update redelivered by QoS 1 (same ``clientToken`` and payload) is applied once.
+Listeners (the live dashboard) hear of every stored change right after its replies
+are published, in commit order.
 
 Example::
 
     service = ShadowService(connection, ShadowStore.open(settings.path("shadow.sqlite")))
+    service.add_listener(lambda record: print(record.key.prefix, record.version))
     await service.run()          # until the connection's message stream ends
     service.rejections[409]      # how many version conflicts were answered
 """
@@ -25,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from pervasive.config import ShadowSettings
 from pervasive.messaging.port import MqttConnection, MqttMessage
-from pervasive.shadow.core import OutboundMessage, Outcome, ShadowCore
+from pervasive.shadow.core import OutboundMessage, Outcome, ShadowCore, ShadowRecord
 from pervasive.shadow.limits import ThingRateLimiter
 from pervasive.shadow.protocol import (
     INTERNAL_FAILURE,
@@ -39,7 +42,7 @@ from pervasive.shadow.protocol import (
 )
 from pervasive.shadow.store import DuplicateShadowRequest, ShadowStore, StaleShadowWrite
 
-__all__ = ["REQUEST_FILTERS", "ShadowService"]
+__all__ = ["REQUEST_FILTERS", "ShadowListener", "ShadowService"]
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +52,9 @@ REQUEST_FILTERS: tuple[str, ...] = tuple(
     for operation in Operation
 )
 """Exactly the request topics: replies the service publishes never loop back to it."""
+
+ShadowListener = Callable[[ShadowRecord], None]
+"""Told each record an accepted update or delete stored; must return at once (no I/O)."""
 
 
 class ShadowService:
@@ -78,6 +84,26 @@ class ShadowService:
         """Messages on topics that are not shadow requests (malformed thing or shadow names)."""
         self.duplicates = 0
         """Redelivered updates (same clientToken and payload) that were not applied again."""
+        self.listener_failures = 0
+        """Listener calls that raised (logged; the service and the other listeners go on)."""
+        self._listeners: list[ShadowListener] = []
+
+    @property
+    def store(self) -> ShadowStore:
+        """The store the service commits to: read it, never write it (the service owns it)."""
+        return self._store
+
+    def add_listener(self, listener: ShadowListener) -> None:
+        """Call ``listener`` with every record an accepted update or delete stored.
+
+        It runs after the change's replies are published, in commit order, inside the
+        service's task: it must return at once (queue the record, never block). A
+        listener that raises is logged and counted in ``listener_failures``; it cannot
+        stop the service.
+
+        Example: ``service.add_listener(feed.shadow_changed)``.
+        """
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         """Subscribe to the request topics and publish replies left over from a crash.
@@ -181,6 +207,17 @@ class ShadowService:
             _log.debug("%s %s rejected: %s", key.prefix, operation.value, outcome.error.code)
         await self._publish(outcome.messages)
         self._store.mark_sent(outbox_ids)
+        if outcome.error is None and outcome.record is not None:
+            self._tell(outcome.record)
+
+    def _tell(self, record: ShadowRecord) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(record)
+            except Exception:
+                # a listener is an observer: its bug must not cost a device its reply
+                self.listener_failures += 1
+                _log.exception("shadow listener %r failed on %s", listener, record.key.prefix)
 
     async def _publish(self, messages: Sequence[OutboundMessage]) -> None:
         for message in messages:

@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from pervasive.platform.run_file import port_open
 
 pytestmark = [pytest.mark.slow]
 
-ENV = {**os.environ, "PERVASIVE_PASSWORD": "pw"}
+ENV = {**os.environ, "PERVASIVE_PASSWORD": "pw", "PERVASIVE_WEB_PORT": "0"}
 
 
 def pervasive(home: Path, *args: str) -> list[str]:
@@ -85,7 +86,14 @@ def test_up_runs_the_stack_until_interrupted(tmp_path: Path, backend: str) -> No
     try:
         document = wait_running(home, process)
         endpoints = {e["name"]: e for e in document["record"]["endpoints"]}
-        assert set(endpoints) == {"chain", "ca", "broker", "shadow"}
+        assert set(endpoints) == {"chain", "ca", "broker", "shadow", "gateway", "web"}
+        web = endpoints["web"]["address"]
+        with urllib.request.urlopen(f"{web}/dashboard/state.json", timeout=10) as answer:
+            assert answer.status == 200 and "devices" in json.loads(answer.read())
+        # another command of the same directory reaches the chain `up` holds
+        info = subprocess.run(pervasive(home, "--backend", backend, "chain", "info"), env=ENV,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert info.returncode == 0, info.stdout + info.stderr
         if backend == "anvil":  # a node other commands reach over JSON-RPC
             assert endpoints["chain"]["address"].startswith("http://127.0.0.1:")
             assert document["endpoints"][0] == {
