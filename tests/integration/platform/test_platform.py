@@ -82,8 +82,8 @@ async def test_parts_are_built_once_and_lazily(settings: Settings) -> None:
 
 async def test_a_failing_start_stops_what_it_started(settings: Settings) -> None:
     platform = Platform(replace(settings, mqtt_port=free_port()))
-    with pytest.raises(ConfigError, match="no platform part 'gateway'"):
-        await platform.start("broker", "gateway")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="no platform part 'notary'"):
+        await platform.start("broker", "notary")  # type: ignore[arg-type]
     assert not connectable(platform.settings.mqtt_port)
     with pytest.raises(InvalidInput, match="stopped; build a new one"):
         await platform.broker()
