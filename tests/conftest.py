@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -51,7 +52,10 @@ async def ledger(request: pytest.FixtureRequest, tmp_settings: Settings) -> Asyn
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled platform contracts (compiling takes seconds, so once per machine)."""
-    folder = tmp_path_factory.getbasetemp().parent / "pervasive-artifacts"
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # a worker's popen-gwN folder sits in the run's folder
+    folder = base.parent / "pervasive-artifacts"
     for name in COMPILED:
         compile_contract(name, cache_dir=folder)
     return folder

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -199,7 +200,7 @@ class TransactionManager:
         try:
             pending.hashes.append(await self._send(signed))
         except TransactionRefused as refused:
-            if "nonce too low" in refused.message.lower():
+            if _nonce_too_low(refused.message):
                 return  # one of the earlier hashes was mined meanwhile: keep waiting for it
             raise
         pending.fees = fees
@@ -216,7 +217,7 @@ class TransactionManager:
                 text = refused.message.lower()
                 if any(marker in text for marker in _ALREADY_SENT):
                     return signed.hash_hex
-                mined = "nonce too low" in text
+                mined = _nonce_too_low(text)
                 if mined and await self.rpc.receipt(signed.hash_hex) is not None:
                     return signed.hash_hex
                 raise TransactionRefused(refused.message, tx_hash=signed.hash_hex) from refused
@@ -306,7 +307,7 @@ class TransactionManager:
                 continue
             text = result.message.lower()
             seen = any(marker in text for marker in _ALREADY_SENT)
-            if not seen and "nonce too low" in text:
+            if not seen and _nonce_too_low(text):
                 seen = await self.rpc.receipt(signed.hash_hex) is not None
             if not seen:
                 raise TransactionRefused(
@@ -353,3 +354,19 @@ class TransactionManager:
             remaining = max(0.01, deadline - loop.time())
             return [await self.rpc.wait_for_receipt([h], timeout=remaining) for h in tx_hashes]
         return receipts
+
+
+_EXPECTED_NONCE = re.compile(r"invalid transaction nonce: expected (\d+), but got (\d+)")
+
+
+def _nonce_too_low(message: str) -> bool:
+    """Does a node's refusal say the nonce was used already?
+
+    geth, anvil and Besu say "nonce too low"; the embedded chain (eth-tester) says
+    "Invalid transaction nonce: Expected N, but got M", too low when M < N.
+    """
+    text = message.lower()
+    if "nonce too low" in text:
+        return True
+    found = _EXPECTED_NONCE.search(text)
+    return found is not None and int(found.group(2)) < int(found.group(1))
