@@ -1,35 +1,15 @@
-"""The sale world of ``tests/unit/salesorder/salesorder_world.py``, with anvil, mosquitto and
-the real gateway.
-
-That module is loaded once under the name ``salesorder_world`` (the unit tests' conftest
-imports it by that name too).
-"""
+"""The sale world of ``tests/salesorder_world.py`` with anvil, mosquitto and the real gateway."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from pervasive.config import Settings
 from pervasive.messaging import find_mosquitto
-
-_NAME = "salesorder_world"
-if _NAME not in sys.modules:
-    _path = Path(__file__).parents[2] / "unit" / "salesorder" / f"{_NAME}.py"
-    _spec = importlib.util.spec_from_file_location(_NAME, _path)
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules[_NAME] = _module
-    _spec.loader.exec_module(_module)
-
-SaleWorld = sys.modules[_NAME].SaleWorld
-sale_world = sys.modules[_NAME].sale_world
-PASSWORD = sys.modules[_NAME].PASSWORD
+from salesorder_world import PASSWORD, SaleWorld, sale_world
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -11,8 +11,8 @@ For the CLI and crash tests, :func:`registered_door` leaves what ``pervasive dev
 warehouse register`` leaves (certificate, keystore account, gateway role) and
 :class:`DoorProcess` runs ``run`` as its own process, fed receipt texts on stdin.
 
-Imported by name (the unit conftest's folder is on ``sys.path``); the integration and
-fault conftests load this file under the same name.
+Imported by name (``tests/`` is on ``sys.path``, as for ``device_platform``) by the
+unit, integration and fault tests of the door.
 """
 
 from __future__ import annotations
@@ -181,9 +181,8 @@ async def sale_world(
 
 
 # -- a door as its own process (the CLI), for the fault and CLI tests ----------------
-DOOR_COMMAND = (sys.executable, "-c", "from pervasive.cli.warehouse import app; app()")
-"""``pervasive device warehouse`` as its own process (the group before the lead mounts it
-under ``pervasive device``; settings come from ``PERVASIVE_*``, as for the real command)."""
+DOOR_COMMAND = (sys.executable, "-m", "pervasive", "device", "warehouse")
+"""``pervasive device warehouse`` as its own process (settings from ``PERVASIVE_*``)."""
 
 
 def door_environment(world: SaleWorld) -> dict[str, str]:
