@@ -24,9 +24,9 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │   │   └── PartialSignatureInvalid  crosschain.errors: a partial BLS signature fails
 │   │   ├── MalformedPacket           messaging.packets: bytes that are no MQTT 3.1.1 packet
 │   │   ├── FunctionMismatch          offchain.functions: function's hash is not the pinned one
-│   │   ├── InvalidReceipt            domain.sale_receipt: a sale receipt is malformed or not signed by its buyer
+│   │   ├── InvalidReceipt            domain.sale_receipt: malformed, or not signed by its buyer
 │   │   ├── MalformedRequest          gateway.jsonrpc: a body answered by one JSON-RPC error
-│   │   ├── UnreadableImage           apps.salesorder.barcode: no receipt barcode can be read in an image
+│   │   ├── UnreadableImage           apps.salesorder.barcode: no receipt barcode in an image
 │   │   ├── InclusionProofInvalid     crosschain.errors: a Merkle branch does not prove its claim
 │   │   └── _Failure                  shadow.protocol, private: a parser's rejection
 │   ├── ReplayedMessage               a sequence number or nonce seen before
@@ -39,7 +39,7 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │ chain/
 │   ├── TransactionRefused            ledger: the node refused a signed transaction (nonce, funds)
 │   ├── FollowerError                 follower: exactly-once delivery can no longer be kept
-│   ├── RequestRefused                rpc: an access-controlled endpoint (a gateway) refused the request
+│   ├── RequestRefused                rpc: an endpoint with access control (a gateway) refused us
 │   │ messaging/errors.py
 │   ├── BrokerUnavailable             the MQTT broker cannot be started or reached
 │   ├── ConnectionRefused             the broker refused us (TLS handshake or CONNACK)
@@ -63,7 +63,7 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │ web/refusals.py
 │   ├── WebRequestRefused             a page or form cannot be served: status, reason, message
 │   │ apps/salesorder/
-│   ├── DoorFault                     shadow_door: the door did not confirm a movement through its shadow
+│   ├── DoorFault                     shadow_door: the door did not confirm a move
 │   ├── _Refused                      warehouse, private: a refusal on its way to a DoorDecision
 │   │ crosschain/litecoin/rpc.py
 │   └── LitecoinRpcError              litecoind answered a call with an error (code, message)
