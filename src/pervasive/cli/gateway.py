@@ -122,7 +122,9 @@ def run_gateway(
             finally:
                 counters.update(running.counters)
 
-    run_until_stopped(go())
+    from pervasive.gateway import loop_factory
+
+    run_until_stopped(go(), loop_factory=loop_factory())
     _report(state, counters)
 
 

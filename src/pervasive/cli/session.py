@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,12 +96,17 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-def run_until_stopped(coroutine: Coroutine[Any, Any, None]) -> None:
+def run_until_stopped(
+    coroutine: Coroutine[Any, Any, None],
+    *,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> None:
     """Run a long-lived command until it ends or Ctrl-C / SIGTERM stops it cleanly.
 
     Either signal cancels the coroutine, so its ``finally`` and ``async with`` blocks
     run (a broker stops its mosquitto child, a store closes) whatever signal
     disposition the process inherited (a background job ignores SIGINT).
+    ``loop_factory`` picks the event loop (the gateway's: uvloop where installed).
 
     Example: ``run_until_stopped(serve(broker))``.
     """
@@ -123,7 +128,8 @@ def run_until_stopped(coroutine: Coroutine[Any, Any, None]) -> None:
         if not task.cancelled():
             task.result()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
 
 
 @dataclass

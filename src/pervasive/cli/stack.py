@@ -95,7 +95,10 @@ def up(
             finally:
                 path.unlink(missing_ok=True)
 
-    run_until_stopped(go())
+    from pervasive.gateway import loop_factory
+
+    # the gateway's loop (uvloop where installed) runs the whole stack
+    run_until_stopped(go(), loop_factory=loop_factory())
     state.console.print("stack stopped", highlight=False)
 
 

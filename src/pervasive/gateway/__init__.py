@@ -21,7 +21,13 @@ from pervasive.gateway.jsonrpc import (
 from pervasive.gateway.limits import RateLimiter, TokenBucket
 from pervasive.gateway.policy import Permissions, Policy, Rejection, Role, SaleOrderRules, Verdict
 from pervasive.gateway.roles import RoleBook, parse_role, roles_file
-from pervasive.gateway.server import FILE_RECHECK, GATEWAY_SERVICE, Gateway, OrderCheck
+from pervasive.gateway.server import (
+    FILE_RECHECK,
+    GATEWAY_SERVICE,
+    Gateway,
+    OrderCheck,
+    loop_factory,
+)
 from pervasive.gateway.upstream import HttpUpstream, LedgerUpstream
 
 __all__ = [
@@ -51,6 +57,7 @@ __all__ = [
     "SaleOrderRules",
     "TokenBucket",
     "Verdict",
+    "loop_factory",
     "open_gateway_ledger",
     "parse_request",
     "parse_role",

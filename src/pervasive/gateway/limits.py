@@ -71,7 +71,16 @@ class RateLimiter:
         bucket = self._buckets.get(identity)
         if bucket is None:
             bucket = self._buckets[identity] = TokenBucket(self.rate, self.burst, self.burst, now)
-        return bucket.take(wanted, now)
+        # TokenBucket.take, inlined: this runs for every request the gateway serves
+        tokens = bucket.tokens
+        elapsed = now - bucket.updated
+        if elapsed > 0:
+            tokens += elapsed * bucket.rate
+            tokens = min(tokens, bucket.burst)
+            bucket.updated = now
+        granted = wanted if tokens >= wanted else int(tokens)
+        bucket.tokens = tokens - granted
+        return granted
 
     def retry_after(self, identity: str) -> int:
         """Whole seconds ``identity`` should wait before its next call (``Retry-After``)."""

@@ -2,8 +2,10 @@
 
 The file lives in the data directory (``<home>/gateway/roles.json``) so the operator's
 ``pervasive gateway role lock-7 warehouse`` in one shell reaches a gateway running in
-another: the gateway looks at the file's stamp (inode, mtime, size) on every lookup
-and reads it again when it was replaced. Writes are atomic (a temporary file renamed
+another: :meth:`RoleBook.role_of` looks at the file's stamp (inode, mtime, size)
+and reads it again when it was replaced. The gateway looks at it itself, at most once
+per millisecond (:meth:`RoleBook.refresh`), and between looks reads
+:attr:`RoleBook.assigned`, a plain dictionary. Writes are atomic (a temporary file renamed
 over the old one) and serialised by a lock file, so two writers never lose each
 other's change and a reader never sees half a file. An identity without an entry has
 no role and the gateway refuses it.
@@ -25,7 +27,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,7 +60,7 @@ def parse_role(text: str) -> Role:
         raise InvalidInput(f"unknown gateway role {text!r}: choose one of {names}") from None
 
 
-def _stamp(path: Path) -> _Stamp:
+def _stamp(path: str | Path) -> _Stamp:
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -71,11 +73,16 @@ class RoleBook:
 
     def __init__(self, path: Path, *, recheck: float = 0.0) -> None:
         self.path = path
+        self._where = os.fspath(path)  # stat() of a str spares two calls into pathlib
         self.recheck = recheck
         """Seconds between looks at the file (0: at every lookup); the gateway sets it."""
         self._next_look = 0.0
         self._stamp: _Stamp = None
-        self._roles: dict[str, Role] = {}
+        self.assigned: Mapping[str, Role] = {}
+        """The roles by identity as last read, without a look at the file (a dictionary
+        lookup): current for changes through this object, for other writers' as of the
+        last :meth:`refresh` or :meth:`role_of`. Replaced on every reload, never changed
+        in place."""
         self._load()
 
     @classmethod
@@ -100,18 +107,27 @@ class RoleBook:
         now = time.monotonic()
         if now >= self._next_look:
             self._next_look = now + self.recheck
-            if _stamp(self.path) != self._stamp:
-                self._load()
-        return self._roles.get(identity)
+            self.refresh()
+        return self.assigned.get(identity)
+
+    def refresh(self) -> None:
+        """Look at the file now (one ``stat``) and read it again if it was replaced.
+
+        Raises :class:`ConfigError` when the file is unreadable; :attr:`assigned` keeps
+        the last good roles, and the next call tries again.
+
+        Example: ``book.refresh(); book.assigned.get("lock-7")``.
+        """
+        if _stamp(self._where) != self._stamp:
+            self._load()
 
     def roles(self) -> dict[str, Role]:
         """Every identity holding a role, by identity.
 
         Example: ``for identity, role in book.roles().items(): ...``.
         """
-        if _stamp(self.path) != self._stamp:
-            self._load()
-        return dict(sorted(self._roles.items()))
+        self.refresh()
+        return dict(sorted(self.assigned.items()))
 
     def assign(self, identity: str, role: Role | str | None) -> None:
         """Give ``identity`` the ``role`` (replacing any other); ``None`` takes its role away.
@@ -122,7 +138,7 @@ class RoleBook:
         chosen = None if role is None else parse_role(role)
         with self._locked():
             self._load()
-            roles = dict(self._roles)
+            roles = dict(self.assigned)
             if chosen is None:
                 roles.pop(identity, None)
             else:
@@ -134,7 +150,7 @@ class RoleBook:
     def _load(self) -> None:
         stamp = _stamp(self.path)
         if stamp is None:
-            self._stamp, self._roles = None, {}
+            self._stamp, self.assigned = None, {}
             return
         try:
             document = json.loads(self.path.read_bytes())
@@ -145,7 +161,7 @@ class RoleBook:
                 f"the gateway role book {self.path} is unreadable ({exc}); fix or delete it "
                 "and assign the roles again with `pervasive gateway role`"
             ) from exc
-        self._stamp, self._roles = stamp, roles
+        self._stamp, self.assigned = stamp, roles
 
     def _write(self, roles: dict[str, Role]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,10 @@ Two kinds of node:
   answers come back as the node sent them: the gateway's hot path parses a request
   once (to judge it) and never serialises it again. Built on ``httptools``'s response
   parser over ``asyncio.Protocol`` because a general client (aiohttp) costs several times
-  more per call than the node itself spends on an ``eth_call``.
+  more per call than the node itself spends on an ``eth_call``. :meth:`HttpUpstream.send`
+  hands the answer to a callback from the very protocol callback that read it (no
+  future, no loop turn: the gateway's hot path); :meth:`HttpUpstream.post` gives a
+  future.
 - :class:`LedgerUpstream`: the embedded in-process EVM, which has no URL: each call is
   handed to :meth:`pervasive.chain.RpcClient.relay`.
 
@@ -32,7 +35,7 @@ import contextlib
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import httptools
@@ -42,34 +45,46 @@ from pervasive.errors import ChainUnavailable, ConfigError
 
 __all__ = ["Answer", "HttpUpstream", "LedgerUpstream"]
 
-T = TypeVar("T")
-
 Answer = tuple[int, bytes] | ChainUnavailable
 """The node's ``(HTTP status, body)``, or why there is none."""
 
 
-def _identity(answer: Answer) -> Answer:
-    return answer
-
-
-class _Exchange(Generic[T]):
+class _Exchange:
     """One request waiting for, or travelling to, the node."""
 
-    __slots__ = ("body", "convert", "future", "retried", "started")
+    __slots__ = ("body", "deliver", "future", "retried", "settled", "started")
 
     def __init__(
-        self, body: bytes, future: asyncio.Future[T], convert: Callable[[Answer], T]
+        self,
+        body: bytes,
+        deliver: Callable[[Answer], object],
+        future: asyncio.Future[Answer] | None = None,
     ) -> None:
         self.body = body
+        self.deliver = deliver
         self.future = future
-        self.convert = convert
+        """The caller's future (:meth:`HttpUpstream.post`): done early = caller gone."""
         self.retried = False
+        self.settled = False
         self.started = 0.0
 
     def settle(self, answer: Answer) -> None:
-        """Give the caller the converted answer (once; a caller gone away is skipped)."""
-        if not self.future.done():
-            self.future.set_result(self.convert(answer))
+        """Give the caller the answer, once."""
+        if not self.settled:
+            self.settled = True
+            self.deliver(answer)
+
+    def abandoned(self) -> bool:
+        """Whether the caller went away before the request left (a cancelled future)."""
+        return self.future is not None and self.future.done()
+
+
+def _fulfil(future: asyncio.Future[Answer]) -> Callable[[Answer], None]:
+    def deliver(answer: Answer) -> None:
+        if not future.done():
+            future.set_result(answer)
+
+    return deliver
 
 
 class HttpUpstream:
@@ -106,7 +121,7 @@ class HttpUpstream:
         self.timeout = timeout
         self._idle: list[_NodeConnection] = []
         self._busy: set[_NodeConnection] = set()
-        self._queue: deque[_Exchange[Any]] = deque()
+        self._queue: deque[_Exchange] = deque()
         self._connecting = 0
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
@@ -118,30 +133,40 @@ class HttpUpstream:
         Or a :class:`ChainUnavailable` (as its result, not raised) when the node cannot
         be reached, drops the connection, or does not answer within ``timeout``.
         """
-        return self.exchange(body, _identity)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._start(_Exchange(body, _fulfil(future), future))
+        return future
 
-    def exchange(self, body: bytes, convert: Callable[[Answer], T]) -> asyncio.Future[T]:
-        """:meth:`post`, with the answer turned into ``convert(answer)`` as it arrives.
+    def send(self, body: bytes, deliver: Callable[[Answer], object]) -> None:
+        """Send ``body`` to the node and call ``deliver(answer)`` once when it is there.
 
-        The gateway's hot path: the future a caller awaits holds its final value
-        (e.g. the HTTP response to the device), with no second future in between.
+        ``answer`` as :meth:`post` gives it. ``deliver`` runs inside the protocol
+        callback that read the answer (or at once, when the upstream is closed): the
+        gateway's hot path, which writes the device's answer from there.
+
+        Example: ``upstream.send(body, lambda answer: reply.resolve(respond(answer)))``.
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        exchange = _Exchange(body, future, convert)
+        exchange = _Exchange(body, deliver)
+        if self._idle and not self._queue:  # the hot path: a kept-alive connection is free
+            connection = self._idle.pop()
+            self._busy.add(connection)
+            connection.send(exchange)
+        else:
+            self._start(exchange)
+
+    def _start(self, exchange: _Exchange) -> None:
         if self._closed:
             exchange.settle(ChainUnavailable("the gateway's upstream is closed"))
-            return future
+            return
         if self._sweeper is None:
-            self._sweeper = loop.create_task(self._sweep())
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         self._queue.append(exchange)
         self._pump()
-        return future
 
     def _pump(self) -> None:
         while self._queue and self._idle:
             exchange = self._queue.popleft()
-            if exchange.future.done():  # its caller went away
+            if exchange.abandoned():
                 continue
             connection = self._idle.pop()
             self._busy.add(connection)
@@ -194,18 +219,19 @@ class HttpUpstream:
             self._idle.append(connection)
         else:
             connection.close()
-        self._pump()
+        if self._queue:
+            self._pump()
 
     def _lost(
         self,
         connection: _NodeConnection,
-        exchange: _Exchange[Any] | None,
+        exchange: _Exchange | None,
         exc: BaseException | None,
     ) -> None:
         self._busy.discard(connection)
         with contextlib.suppress(ValueError):
             self._idle.remove(connection)
-        if exchange is not None and not exchange.future.done():
+        if exchange is not None and not exchange.settled and not exchange.abandoned():
             if connection.reused and not connection.received and not exchange.retried:
                 # the node closed a kept-alive connection as we used it: once more, fresh
                 exchange.retried = True
@@ -250,11 +276,23 @@ class HttpUpstream:
 class _NodeConnection(asyncio.Protocol):
     """One kept-alive connection to the node: one request at a time."""
 
+    __slots__ = (
+        "body",
+        "exchange",
+        "loop",
+        "parser",
+        "received",
+        "reused",
+        "transport",
+        "upstream",
+    )
+
     def __init__(self, upstream: HttpUpstream) -> None:
         self.upstream = upstream
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
-        self.exchange: _Exchange[Any] | None = None
+        self.loop = asyncio.get_running_loop()
+        self.exchange: _Exchange | None = None
         self.body: list[bytes] = []
         self.reused = False
         self.received = False
@@ -262,14 +300,13 @@ class _NodeConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
-    def send(self, exchange: _Exchange[Any]) -> None:
+    def send(self, exchange: _Exchange) -> None:
         assert self.transport is not None  # only idle, connected ones are handed requests
         self.exchange = exchange
         self.received = False
-        self.body = []
-        exchange.started = asyncio.get_running_loop().time()
-        head = self.upstream._head
-        self.transport.write(b"%s%d\r\n\r\n%s" % (head, len(exchange.body), exchange.body))
+        exchange.started = self.loop.time()
+        body = exchange.body
+        self.transport.write(b"%s%d\r\n\r\n%s" % (self.upstream._head, len(body), body))
 
     def data_received(self, data: bytes) -> None:
         self.received = True
@@ -284,14 +321,20 @@ class _NodeConnection(asyncio.Protocol):
         self.body.append(chunk)
 
     def on_message_complete(self) -> None:
-        exchange, self.exchange = self.exchange, None
-        self.reused = True
-        keep_alive = self.parser.should_keep_alive()
-        if exchange is not None:
-            exchange.settle((self.parser.get_status_code(), b"".join(self.body)))
+        exchange = self.exchange
+        chunks = self.body
         self.body = []
-        if exchange is not None:
-            self.upstream._answered(self, keep_alive)
+        self.reused = True
+        if exchange is None:  # timed out meanwhile: the sweeper has dropped this connection
+            return
+        self.exchange = None
+        parser = self.parser
+        keep_alive = parser.should_keep_alive()
+        if not exchange.settled:  # _Exchange.settle, inlined: the hot path
+            exchange.settled = True
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            exchange.deliver((parser.get_status_code(), body))
+        self.upstream._answered(self, keep_alive)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

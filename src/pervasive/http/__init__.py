@@ -4,6 +4,7 @@ See README.md in this folder for the control flow.
 """
 
 from pervasive.http.server import (
+    Deferred,
     Handler,
     HttpServer,
     PeerCertificate,
@@ -16,6 +17,7 @@ from pervasive.http.server import (
 )
 
 __all__ = [
+    "Deferred",
     "Handler",
     "HttpServer",
     "PeerCertificate",

@@ -9,6 +9,10 @@ this process's CA changes (a listener) and when the CRL file was replaced, which
 a revocation by another process of the same data directory (``pervasive device
 revoke`` in another shell) shows: the CA rewrites ``crl.pem`` after every revocation.
 
+A server that decides itself when to look at the file (the gateway: once per
+millisecond at most, never per request) calls :meth:`RevokedSerials.refresh` then and
+looks serials up in :attr:`RevokedSerials.serials`, a plain set.
+
 Example::
 
     revoked = RevokedSerials(ca)
@@ -28,7 +32,7 @@ __all__ = ["RevokedSerials"]
 _Stamp = tuple[int, int, int] | None
 
 
-def _stamp(path: os.PathLike[str]) -> _Stamp:
+def _stamp(path: str) -> _Stamp:
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -54,12 +58,15 @@ class RevokedSerials:
 
     def __init__(self, authority: CertificateAuthority, *, recheck: float = 0.0) -> None:
         self._authority = authority
-        self._crl = authority.crl_file
+        self._crl = os.fspath(authority.crl_file)  # stat() of a str: no calls into pathlib
         self._recheck = recheck
         """Seconds between looks at the CRL file (0: at every lookup)."""
         self._next_look = 0.0
         self._stamp = _stamp(self._crl)
-        self._serials = authority.revoked_serials()
+        self.serials: frozenset[int] = authority.revoked_serials()
+        """The revoked serials as last read, without a look at the file (a set lookup):
+        current for this process's revocations, and for other processes' as of the last
+        :meth:`refresh` or ``in``."""
         self.reloads = 0
         """How often the set was read again (for tests and dashboards)."""
         authority.add_listener(self.reload)
@@ -68,21 +75,28 @@ class RevokedSerials:
         now = time.monotonic()
         if now >= self._next_look:
             self._next_look = now + self._recheck
-            stamp = _stamp(self._crl)
-            if stamp != self._stamp:
-                self._stamp = stamp
-                self.reload()
-        return serial in self._serials
+            self.refresh()
+        return serial in self.serials
 
     def __len__(self) -> int:
-        return len(self._serials)
+        return len(self.serials)
+
+    def refresh(self) -> None:
+        """Look at the CRL file now (one ``stat``); read the set again if it was replaced.
+
+        Example: ``revoked.refresh(); peer.serial in revoked.serials``.
+        """
+        stamp = _stamp(self._crl)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.reload()
 
     def reload(self) -> None:
         """Read the revoked serials from the CA's index again (the CA's listener).
 
         Example: ``ca.add_listener(revoked.reload)`` (the constructor does it).
         """
-        self._serials = self._authority.revoked_serials()
+        self.serials = self._authority.revoked_serials()
         self.reloads += 1
 
     def close(self) -> None:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pervasive.gateway import jsonrpc
 from pervasive.gateway.jsonrpc import (
     INVALID_REQUEST,
     PARSE_ERROR,
     Call,
     Invalid,
     MalformedRequest,
+    decode,
     encode,
     error_object,
     parse_request,
+    read_request,
+    single_call,
 )
 
 
@@ -144,3 +151,80 @@ def test_any_json_value_is_a_call_an_invalid_item_or_one_error(value: object) ->
         assert refused.code == INVALID_REQUEST
     else:
         assert 1 <= len(parsed.items) <= 5
+
+
+# -- the hot path: decode and single_call agree with json.loads and read_request -------
+
+_ENVELOPES = st.fixed_dictionaries(
+    {},
+    optional={
+        "jsonrpc": st.sampled_from(["2.0", "1.0", 2.0]) | _JSON,
+        "method": st.sampled_from(["eth_call", ""]) | _JSON,
+        "id": _IDS | st.booleans() | st.floats(allow_nan=False) | _JSON,
+        "params": st.lists(_JSON, max_size=2) | st.dictionaries(st.text(max_size=3), _JSON) | _JSON,
+    },
+)
+
+
+@given(_ENVELOPES | _JSON)
+def test_single_call_is_read_request_of_one_call_awaiting_an_answer(document: object) -> None:
+    expected = None
+    try:
+        parsed = read_request(document, max_batch=5)
+    except MalformedRequest:
+        pass
+    else:
+        item = parsed.items[0]
+        if not parsed.batch and isinstance(item, Call) and not item.notification:
+            expected = (item.method, item.params)
+    assert single_call(document) == expected
+
+
+_SPACE = st.text(alphabet=" \t\n\r", max_size=2)
+# decode reads with msgspec where it is installed, else with json's scanner: both ways
+_DECODERS = ["json", *(["msgspec"] if importlib.util.find_spec("msgspec") else [])]
+_NUMBERS = st.integers() | st.floats(allow_nan=False) | st.just(2**70) | st.just(-(2**65))
+
+
+@contextmanager
+def decoding_with(kind: str) -> Iterator[None]:
+    saved = jsonrpc._fast_decode
+    jsonrpc._fast_decode = jsonrpc._fast_decoder() if kind == "msgspec" else None
+    try:
+        yield
+    finally:
+        jsonrpc._fast_decode = saved
+
+
+@pytest.mark.parametrize("kind", _DECODERS)
+@given(
+    _SPACE,
+    _ENVELOPES | _JSON | st.lists(_NUMBERS, max_size=3),
+    _SPACE,
+    st.sampled_from(["utf-8", "utf-16", "utf-8-sig"]),
+)
+def test_decode_reads_what_json_loads_reads(
+    kind: str, before: str, value: object, after: str, encoding: str
+) -> None:
+    body = (before + json.dumps(value) + after).encode(encoding)
+    with decoding_with(kind):
+        document = decode(body)
+    assert document == json.loads(body)
+    assert json.dumps(document) == json.dumps(json.loads(body))  # ints stay ints
+
+
+@pytest.mark.parametrize("kind", _DECODERS)
+@given(
+    st.binary(max_size=200)
+    | st.sampled_from([b"NaN", b"[1e999]", rb'"\ud800"', b'"\xed\xa0\x80"', b"[1,]", b"01"])
+)
+def test_decode_refuses_what_json_loads_refuses(kind: str, body: bytes) -> None:
+    try:
+        expected = json.loads(body)
+    except (ValueError, RecursionError):
+        with decoding_with(kind), pytest.raises(MalformedRequest) as refused:
+            decode(body)
+        assert refused.value.code == PARSE_ERROR
+    else:
+        with decoding_with(kind):
+            assert json.dumps(decode(body)) == json.dumps(expected)

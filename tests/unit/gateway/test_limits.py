@@ -52,3 +52,23 @@ def test_never_more_than_burst_plus_rate_times_elapsed(
         granted += got
         assert granted <= burst + rate * now + 1e-6
         assert 0.0 <= bucket.tokens <= burst
+
+
+@given(
+    st.floats(min_value=0.1, max_value=1000.0),
+    st.integers(min_value=1, max_value=50),
+    st.lists(
+        st.tuples(st.floats(min_value=0.0, max_value=2.0), st.integers(min_value=0, max_value=60)),
+        max_size=40,
+    ),
+)
+def test_the_limiter_grants_what_its_bucket_would(
+    rate: float, burst: int, steps: list[tuple[float, int]]
+) -> None:
+    """RateLimiter.grant (inlined for the gateway's hot path) is TokenBucket.take."""
+    limiter = RateLimiter(rate, burst)
+    bucket = TokenBucket(float(rate), float(burst), float(burst), 0.0)
+    now = 0.0
+    for pause, wanted in steps:
+        now += pause
+        assert limiter.grant("door-1", wanted, now) == bucket.take(wanted, now)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from coincurve import PrivateKey
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pervasive.chain.signing import UnsignedTransaction, sign_transaction
@@ -207,3 +207,56 @@ def test_random_params_are_judged_never_crash(method: str, params: object) -> No
         assert verdict.orders == (str(tx["to"]).lower(),)
         data = str(tx.get("data", tx.get("input")))
         assert bytes.fromhex(data[2:10]) in RULES.view_selectors | {RULES.release_selector}
+
+
+_UPPER_ORDER = ORDER.upper().replace("0X", "0x")
+_CHANGES = st.dictionaries(
+    st.sampled_from(["to", "data", "input", "value", "gas"]),
+    st.sampled_from(
+        [
+            _UPPER_ORDER,
+            "0x12",
+            7,
+            None,
+            str(verify_call()["data"]).upper().replace("0X", "0x"),
+            "0x" + SaleOrder.RELEASE_SELECTOR.hex(),
+            "0xdeadbeef",
+            0,
+            "0x0",
+            "0x",
+            "0x1",
+            1,
+            False,
+            "<absent>",
+        ]
+    ),
+    max_size=3,
+)
+
+
+def _changed(changes: dict[str, object]) -> dict[str, object]:
+    """A well-formed verifyOwnership call with a few fields changed or taken out."""
+    tx = verify_call()
+    for key, value in changes.items():
+        if value == "<absent>":
+            tx.pop(key, None)
+        else:
+            tx[key] = value
+    return tx
+
+
+@settings(max_examples=300)
+@given(
+    _CHANGES.map(_changed),
+    st.sampled_from([(), ("latest",), ("0x10",), ("latest", {}), None]),
+)
+def test_a_remembered_sale_order_is_judged_as_at_first_sight(
+    tx: dict[str, object], rest: tuple[object, ...] | None
+) -> None:
+    """The eth_call rule's shortcut for known addresses gives the verdict of every check."""
+    params: object = tx if rest is None else [tx, *rest]
+    warm = Policy.default(RULES)
+    for to in (ORDER, _UPPER_ORDER):  # both spellings remembered
+        assert warm.verdict(Role.WAREHOUSE, "eth_call", [verify_call(to)]).rejection is None
+    first_sight = Policy.default(RULES).verdict(Role.WAREHOUSE, "eth_call", params)
+    assert warm.verdict(Role.WAREHOUSE, "eth_call", params) == first_sight

@@ -34,6 +34,23 @@ def test_a_revocation_by_another_process_is_seen_through_the_crl_file(tmp_path: 
     gateway_ca.close()
 
 
+def test_the_set_follows_another_process_at_refresh(tmp_path: Path) -> None:
+    gateway_ca = CertificateAuthority.open(tmp_path / "pki", "pw")
+    issued = gateway_ca.issue_device("door-1")
+    revoked = RevokedSerials(gateway_ca, recheck=3600)
+    other = CertificateAuthority.open(tmp_path / "pki", "pw")
+    other.revoke(issued.record.serial)
+    assert issued.record.serial not in revoked.serials  # not looked at the file yet
+    revoked.refresh()
+    assert issued.record.serial in revoked.serials
+    reloads = revoked.reloads
+    revoked.refresh()
+    assert revoked.reloads == reloads  # the file did not change: nothing read again
+    revoked.close()
+    other.close()
+    gateway_ca.close()
+
+
 def test_server_credentials_cover_the_requested_hosts(tmp_path: Path) -> None:
     ca = CertificateAuthority.open(tmp_path / "pki", "pw")
     first = ca.server_credentials("gateway", ("127.0.0.1", "localhost"))

@@ -66,3 +66,18 @@ def test_a_corrupt_book_says_how_to_fix_it(path: Path) -> None:
     path.write_text('{"roles": {"door-1": "king"}}')
     with pytest.raises(ConfigError, match="pervasive gateway role"):
         RoleBook.open(path)
+
+
+def test_the_gateway_view_changes_only_when_it_looks(path: Path) -> None:
+    """``assigned`` is what was last read: another writer shows at ``refresh``."""
+    gateway_view = RoleBook.open(path, recheck=3600)
+    gateway_view.assign("door-1", "reader")  # through this object: at once
+    assert gateway_view.assigned == {"door-1": Role.READER}
+    RoleBook.open(path).assign("door-1", "warehouse")  # another process
+    assert gateway_view.assigned == {"door-1": Role.READER}
+    gateway_view.refresh()
+    assert gateway_view.assigned == {"door-1": Role.WAREHOUSE}
+    path.write_text("not json")
+    with pytest.raises(ConfigError, match="pervasive gateway role"):
+        gateway_view.refresh()
+    assert gateway_view.assigned == {"door-1": Role.WAREHOUSE}  # the last good roles
