@@ -10,8 +10,9 @@ from pervasive.contracts.compiler import Artifact, contract_source, source_hash
 
 def test_the_registry_compiles_and_the_cache_is_keyed_by_source(artifacts: Path) -> None:
     artifact = compile_contract("registry", cache_dir=artifacts)  # compiled by the fixture
-    [cached] = list(artifacts.glob("registry-*.json"))
-    assert cached.name == f"registry-{source_hash(contract_source('registry'))}.json"
+    # the cache lives as long as the machine's pytest folder: older sources may sit beside it
+    cached = artifacts / f"registry-{source_hash(contract_source('registry'))}.json"
+    assert cached in set(artifacts.glob("registry-*.json"))
     assert Artifact.from_json(cached.read_text()) == artifact
     assert 0 < len(artifact.bytecode) < 2 * 24_576  # init code; runtime stays under EIP-170
     names = {e.get("name") for e in artifact.abi}
