@@ -24,12 +24,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from salesorder_world import SaleWorld, door_process, registered_door
 
 from pervasive.apps.salesorder import ReleaseJournal, Stage
 from pervasive.messaging import MqttClient
 from pervasive.platform import SHADOW_IDENTITY
 from pervasive.shadow import ShadowCore, ShadowService, ShadowStore
+from salesorder_world import SaleWorld, door_process, registered_door
 
 pytestmark = [
     pytest.mark.anvil,

@@ -12,6 +12,11 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
+
+from pervasive.apps.salesorder import render_png
+from pervasive.cli import warehouse
+from pervasive.cli.app import ReportingGroup
 from salesorder_world import (
     DOOR_COMMAND,
     SaleWorld,
@@ -20,11 +25,6 @@ from salesorder_world import (
     door_process,
     registered_door,
 )
-from typer.testing import CliRunner
-
-from pervasive.apps.salesorder import render_png
-from pervasive.cli import warehouse
-from pervasive.cli.app import ReportingGroup
 
 pytestmark = [pytest.mark.xdist_group("sale-cli-world")]
 

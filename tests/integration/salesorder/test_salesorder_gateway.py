@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from salesorder_world import SaleWorld
 
 from pervasive.apps.salesorder import DoorState, Refusal
 from pervasive.chain import Signer
 from pervasive.gateway import Gateway, RoleBook, roles_file
+from salesorder_world import SaleWorld
 
 pytestmark = [
     pytest.mark.anvil,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from salesorder_world import SaleWorld
 
 from pervasive.apps.salesorder import (
     DoorState,
@@ -23,6 +22,7 @@ from pervasive.apps.salesorder import (
 from pervasive.chain import ContractCall, Signer
 from pervasive.crypto import PrivateKey
 from pervasive.domain import SaleReceipt
+from salesorder_world import SaleWorld
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("sale-world")]
 
