@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute
 from pervasive.chain import Keystore, Ledger
 from pervasive.config import Settings
 from pervasive.contracts import DeploymentBook
+from pervasive.errors import NotFound
 from pervasive.web.market import Market
 from pervasive.web.receipt_book import ReceiptBook
 from pervasive.web.sessions import SessionStore
@@ -115,9 +116,12 @@ class KeystoreWarehouses(Mapping[str, str]):
         return [n for n in self._keystore.names() if n.startswith(WAREHOUSE_ACCOUNT_PREFIX)]
 
     def __getitem__(self, name: str) -> str:
-        if name not in self._names():
+        if not name.startswith(WAREHOUSE_ACCOUNT_PREFIX):
             raise KeyError(name)
-        return self._keystore.address_of(name)
+        try:
+            return self._keystore.address_of(name)
+        except NotFound:
+            raise KeyError(name) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names())

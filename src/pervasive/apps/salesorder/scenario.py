@@ -157,7 +157,7 @@ async def _sell(platform: Platform, run: _Run, warehouse: Signer, root: Path) ->
     make, model, year, price, serial = ITEM
     order = await factory.with_signer(seller).create(make, model, year, price, serial,
                                                      warehouse.address)  # fmt: skip
-    created = await factory.events(0)
+    created = await factory.events(await ledger.block_number())  # the block of the creation
     gas = {"create (EIP-1167 clone)": await _gas(ledger, created[-1].tx_hash)}
     run.step("4.1 seller lists", f"order {order.address}: {make} {model} {year}, 50 ETH, "
                                  f"number {serial}, released at {warehouse.address}")  # fmt: skip
