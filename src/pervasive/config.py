@@ -43,6 +43,8 @@ __all__ = [
     "GatewaySettings",
     "MqttSettings",
     "NodeSettings",
+    "OracleSettings",
+    "ServiceSettings",
     "Settings",
     "ShadowSettings",
     "WebSettings",
@@ -222,14 +224,81 @@ class WebSettings:
                  self.dashboard_interval, "must be more than 0")  # fmt: skip
 
 
+@dataclass(frozen=True)
+class OracleSettings:
+    """``[oracle]``: the oracle committee of pervasive contracts (paper 001, section 4)."""
+
+    timeout: float = 30.0
+    """Seconds a query may wait for its answer before it is retried (or times out)."""
+    max_attempts: int = 3
+    """Attempts of a query (the first included) before it ends in a timeout event."""
+    fetch_timeout: float = 5.0
+    """Seconds an oracle node waits for a source (a URL, a device value, a CID)."""
+    max_response_bytes: int = 64 * 1024
+    """Largest source response an oracle node reads; a larger one is a failed fetch."""
+    poll_interval: float = 0.02
+    """Seconds between an oracle node's looks at the chain for new queries."""
+    takeover_after: float = 2.0
+    """Seconds before a stand-in node sends an answer the designated node has not sent."""
+
+    def __post_init__(self) -> None:
+        _require(self.timeout > 0, "oracle.timeout", self.timeout, "must be more than 0")
+        _require(self.max_attempts >= 1, "oracle.max_attempts", self.max_attempts,
+                 "must be >= 1")  # fmt: skip
+        _require(self.fetch_timeout > 0, "oracle.fetch_timeout", self.fetch_timeout,
+                 "must be more than 0")  # fmt: skip
+        _require(self.max_response_bytes >= 64, "oracle.max_response_bytes",
+                 self.max_response_bytes, "must be >= 64")  # fmt: skip
+        _require(self.poll_interval > 0, "oracle.poll_interval", self.poll_interval,
+                 "must be more than 0")  # fmt: skip
+        _require(self.takeover_after > 0, "oracle.takeover_after", self.takeover_after,
+                 "must be more than 0")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """``[service]``: pervasive-contract services (paper 001, section 3.1)."""
+
+    host: str = "127.0.0.1"
+    """Interface of a service's REST listener (HTTPS with device certificates)."""
+    port: int = 0
+    """Port of a service's REST listener; 0 picks a free one."""
+    max_body_bytes: int = 16 * 1024
+    """Largest REST request body a service reads."""
+    poll_interval: float = 0.05
+    """Seconds between a service's looks at the chain for its contract's events."""
+    event_confirmations: int = 0
+    """Blocks on top of an event before it is mapped and published (reorgs retract)."""
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.port <= 65535, "service.port", self.port, "must be 0 to 65535")
+        _require(self.max_body_bytes >= 64, "service.max_body_bytes", self.max_body_bytes,
+                 "must be >= 64")  # fmt: skip
+        _require(self.poll_interval > 0, "service.poll_interval", self.poll_interval,
+                 "must be more than 0")  # fmt: skip
+        _require(self.event_confirmations >= 0, "service.event_confirmations",
+                 self.event_confirmations, "must be >= 0")  # fmt: skip
+
+
 SECTIONS: dict[
-    str, type[NodeSettings | MqttSettings | ShadowSettings | GatewaySettings | WebSettings]
+    str,
+    type[
+        NodeSettings
+        | MqttSettings
+        | ShadowSettings
+        | GatewaySettings
+        | WebSettings
+        | OracleSettings
+        | ServiceSettings
+    ],
 ] = {
     "node": NodeSettings,
     "mqtt": MqttSettings,
     "shadow": ShadowSettings,
     "gateway": GatewaySettings,
     "web": WebSettings,
+    "oracle": OracleSettings,
+    "service": ServiceSettings,
 }
 """The sections of ``pervasive.toml`` and the field of :class:`Settings` each fills."""
 
@@ -291,6 +360,12 @@ class Settings:
 
     web: WebSettings = field(default_factory=WebSettings)
     """``[web]``: the web app and dashboard (listener, session length)."""
+
+    oracle: OracleSettings = field(default_factory=OracleSettings)
+    """``[oracle]``: oracle queries and nodes (timeouts, attempts, fetch limits)."""
+
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    """``[service]``: pervasive-contract services (REST listener, event mapping)."""
 
     @property
     def data_dir(self) -> Path:

@@ -88,7 +88,15 @@ SERVICE_ROLES: Mapping[str, tuple[Grant, ...]] = MappingProxyType(
             Grant(Access.READWRITE, _ALL_DEVICES),
             Grant(Access.READWRITE, _ALL_SHADOWS),
             Grant(Access.READWRITE, "pervasive/services/#"),
+            Grant(Access.READWRITE, "pervasive/events/#"),
         ),
+        # oracle nodes (paper 001) read device values and exchange signed reports
+        "oracle": (
+            Grant(Access.READ, _ALL_DEVICES),
+            Grant(Access.READWRITE, "pervasive/oracle/#"),
+        ),
+        # a consumer of the common event schema (CloudEvents) reads the event stream only
+        "events": (Grant(Access.READ, "pervasive/events/#"),),
         # the dashboard observes everything and writes nothing
         "monitor": (
             Grant(Access.READ, "pervasive/#"),
