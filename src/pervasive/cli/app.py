@@ -8,6 +8,9 @@ unexpected exception prints its traceback, asks for an issue, and exits with 70
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +34,7 @@ from pervasive.cli import (
     node,
     notary,
     registry,
+    service,
     services,
     stack,
     warehouse,
@@ -53,6 +57,11 @@ class ReportingGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.TyperException, typer.Exit, typer.Abort):  # usage errors, --help, ^C
             raise
+        except BrokenPipeError:
+            # the reader went away (`pervasive ... | head`): stop quietly, as Unix tools do
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout's final flush
+            raise typer.Exit(0) from None
         except UserError as exc:
             Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(EXIT_USER) from None
@@ -90,6 +99,7 @@ app.add_typer(device.app, name="device")
 app.add_typer(node.app, name="node")
 app.add_typer(notary.app, name="notary")
 app.add_typer(gateway.app, name="gateway")
+app.add_typer(service.app, name="service")
 device.app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(code.app, name="code")
 app.add_typer(services.broker_app, name="broker")
