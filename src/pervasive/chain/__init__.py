@@ -21,7 +21,13 @@ from pervasive.chain.rpc import (
     RpcClient,
     TransactionRefused,
 )
-from pervasive.chain.transactions import ContractCall, PendingTransaction, TransactionManager
+from pervasive.chain.transactions import (
+    ContractCall,
+    PendingTransaction,
+    TransactionManager,
+    already_sent,
+    nonce_too_low,
+)
 
 __all__ = [
     "HARDFORK",
@@ -45,10 +51,12 @@ __all__ = [
     "Signer",
     "TransactionManager",
     "TransactionRefused",
+    "already_sent",
     "anvil_dev_keys",
     "decode_raw_transaction",
     "decode_revert",
     "find_anvil",
+    "nonce_too_low",
     "open_embedded_via_gateway",
     "open_ledger",
 ]

@@ -11,6 +11,7 @@ import asyncio
 import fcntl
 import json
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
@@ -40,6 +41,7 @@ __all__ = ["anvil_dev_keys", "open_embedded_via_gateway", "open_ledger"]
 
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _RAW_METHODS = frozenset({"eth_getRawTransactionByHash", "debug_getRawHeader"})
+_MINING_METHODS = frozenset({"eth_sendRawTransaction", "eth_sendTransaction", "evm_mine"})
 
 # web3 retries idempotent requests on a dropped connection; sends are left to the
 # transaction manager, which knows how to tell a lost answer from a lost request.
@@ -64,6 +66,8 @@ class _EmbeddedProvider(AsyncEthereumTesterProvider):
         self.api_endpoints = {**API_ENDPOINTS, "eth": eth}
 
     async def make_request(self, method: Any, params: Any) -> Any:
+        if method in _MINING_METHODS:
+            self._refresh_pending_time()
         # eth-tester raises on a revert where a node answers with an error object;
         # answer like geth (code 3, Error(string) data) so web3 decodes both alike.
         try:
@@ -96,6 +100,23 @@ class _EmbeddedProvider(AsyncEthereumTesterProvider):
         finally:
             if self._store is not None:
                 self._store.commit()
+
+    def _refresh_pending_time(self) -> None:
+        """Date the block about to be mined now, as a node does.
+
+        py-evm stamps the pending header when its parent is mined, so after an idle
+        minute the next block would carry a time a minute old (and a deadline set by
+        ``block.timestamp`` would seem not to pass). Only an empty pending block is
+        re-dated: eth-tester mines each transaction at once, so it always is.
+        """
+        chain = self.ethereum_tester.backend.chain
+        header = chain.header
+        if header.gas_used:
+            return
+        parent = chain.get_canonical_head()
+        stamp = max(int(time.time()), parent.timestamp + 1)
+        if stamp > header.timestamp:
+            chain.header = header.copy(timestamp=stamp)
 
     def _raw(self, method: str, key: str) -> dict[str, Any]:
         """What eth-tester lacks for inclusion proofs: a transaction's and a header's bytes."""

@@ -127,6 +127,15 @@ class CheckpointStore:
         ).fetchone()
         return row is not None
 
+    def delivered_keys(self, first_block: int, last_block: int) -> set[tuple[str, int]]:
+        """Keys (block hash, log index) of the delivered logs in blocks ``first..last``."""
+        rows = self.db.execute(
+            "SELECT block_hash, log_index FROM follower_delivered WHERE name = ? "
+            "AND block_number BETWEEN ? AND ?",
+            (self.name, first_block, last_block),
+        ).fetchall()
+        return {(str(block_hash), int(index)) for block_hash, index in rows}
+
     def delivered_after(self, block_number: int) -> list[Log]:
         """Delivered logs in blocks above ``block_number``, newest first (retraction order)."""
         rows = self.db.execute(

@@ -13,13 +13,20 @@ Control flow of one :meth:`EventFollower.poll`:
 
 Exactly once, the contract with the handler: each ``deliver`` (and ``retract``) runs
 inside a SQLite transaction on the follower's own database connection, passed to the
-handler as ``db``; the follower records the log as delivered in the same transaction and
-commits after the handler returns (rolls back if it raises or the task is cancelled).
+handler as ``db``; the follower records the log as delivered in the same transaction.
 A handler that keeps its effects in that database (``db.execute(...)``, never
 ``COMMIT``) therefore sees every canonical log exactly once, even across ``kill -9``.
 A handler with effects elsewhere (a message, an HTTP call) gets at-least-once: after
 a crash between its effect and the commit the log is delivered again, so such a
 handler must be idempotent by ``log.key``.
+
+Batches: the logs of a range are delivered in as few transactions as is safe, one per
+``batch_logs`` logs or ``batch_seconds`` of delivering, whichever comes first (a commit
+costs more than mapping a log; the time bound keeps a slow handler from holding the
+write lock long). Each ``deliver`` runs in its own savepoint: if it raises (or the task
+is cancelled) only its own writes are undone, the logs delivered before it in the batch
+commit, and the error is raised, exactly as with a transaction per log. A crash rolls
+back the whole open batch, and its logs are delivered again on the next run.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -66,7 +74,8 @@ class EventFollower:
 
     ``confirmations`` keeps that many blocks between the head and the newest block
     followed (reorganisations shallower than that are never seen); ``max_reorg_depth``
-    bounds how far back delivered logs are remembered for retraction.
+    bounds how far back delivered logs are remembered for retraction; ``batch_logs``
+    and ``batch_seconds`` bound one delivery transaction (see the module docstring).
 
     Example::
 
@@ -91,11 +100,16 @@ class EventFollower:
         start_block: int = 0,
         topics: Sequence[bytes | None] | None = None,
         max_reorg_depth: int = 128,
+        batch_logs: int = 500,
+        batch_seconds: float = 0.05,
     ) -> None:
-        if batch_blocks < 1 or confirmations < 0 or max_reorg_depth < 1:
+        if batch_blocks < 1 or confirmations < 0 or max_reorg_depth < 1 or batch_logs < 1:
             raise FollowerError(
-                "batch_blocks and max_reorg_depth must be at least 1, confirmations at least 0"
+                "batch_blocks, batch_logs and max_reorg_depth must be at least 1, "
+                "confirmations at least 0"
             )
+        if not batch_seconds > 0:
+            raise FollowerError(f"batch_seconds must be positive, got {batch_seconds}")
         self.ledger = ledger
         self.addresses = [addresses] if isinstance(addresses, str) else list(addresses)
         self.name = name
@@ -106,6 +120,8 @@ class EventFollower:
         self.start_block = start_block
         self.topics = topics
         self.max_reorg_depth = max_reorg_depth
+        self.batch_logs = batch_logs
+        self.batch_seconds = batch_seconds
         self.store = CheckpointStore(checkpoint_db_path, name)
         self._stopping = asyncio.Event()
 
@@ -155,10 +171,12 @@ class EventFollower:
             again = await self._block(last)
             if again is None or again.hash != last_block.hash:
                 break  # the chain moved while we read it: the next poll sees the new one
-            for log in logs:
+            at = 0
+            while at < len(logs):
                 if self._stopping.is_set():
                     return delivered
-                delivered += await self._deliver(log)
+                count, at = await self._deliver_batch(logs, at)
+                delivered += count
             checkpoint = Checkpoint(last, last_block.hash)
             with self.store.transaction():
                 self.store.advance(checkpoint, keep_depth=self.max_reorg_depth)
@@ -166,15 +184,43 @@ class EventFollower:
         return delivered
 
     # -- delivery and retraction ------------------------------------------------------
-    async def _deliver(self, log: Log) -> int:
-        if self.store.is_delivered(log):
-            return 0  # delivered before a crash or stop, checkpoint not yet advanced
+    async def _deliver_batch(self, logs: Sequence[Log], at: int) -> tuple[int, int]:
+        """Deliver ``logs[at:]`` in one transaction up to a batch bound; (delivered, next)."""
+        started = time.monotonic()
+        delivered = 0
+        failure: BaseException | None = None
         with self.store.transaction() as db:
-            await self.handler.deliver(log, db)
-            self._check_transaction("deliver")
-            self.store.record_delivery(log)
-            self.store.remember_block(log.block_number, log.block_hash)
-        return 1
+            # delivered before a crash or stop, the checkpoint not yet advanced
+            known = self.store.delivered_keys(logs[at].block_number, logs[-1].block_number)
+            block: tuple[int, str] | None = None
+            while at < len(logs) and delivered < self.batch_logs and not self._stopping.is_set():
+                log = logs[at]
+                at += 1
+                if log.key in known:
+                    continue
+                db.execute("SAVEPOINT delivery")
+                try:
+                    await self.handler.deliver(log, db)
+                    self._check_transaction("deliver")
+                except BaseException as exc:
+                    if not self.store.db.in_transaction:
+                        raise  # the handler ended the transaction: nothing left to keep
+                    db.execute("ROLLBACK TO delivery")
+                    db.execute("RELEASE delivery")
+                    failure = exc  # the batch so far commits; then the error is raised
+                    break
+                db.execute("RELEASE delivery")
+                self.store.record_delivery(log)
+                known.add(log.key)
+                if block != (log.block_number, log.block_hash):
+                    block = (log.block_number, log.block_hash)
+                    self.store.remember_block(*block)
+                delivered += 1
+                if time.monotonic() - started >= self.batch_seconds:
+                    break
+        if failure is not None:
+            raise failure
+        return delivered, at
 
     async def _retract(self, log: Log) -> None:
         with self.store.transaction() as db:

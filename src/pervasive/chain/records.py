@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -41,6 +41,9 @@ class Log:
     transaction_hash: str
     log_index: int
     removed: bool = False
+    transaction_index: int | None = field(default=None, compare=False)
+    """Position of the log's transaction in its block (the node's ``transactionIndex``);
+    ``None`` when unknown (a log built by hand). Not part of the log's identity."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -54,6 +57,7 @@ class Log:
     @classmethod
     def from_rpc(cls, raw: Mapping[str, Any]) -> Log:
         """Build from web3's log mapping (or a raw JSON-RPC log object)."""
+        index = raw.get("transactionIndex")
         return cls(
             address=to_checksum_address(raw["address"]),
             topics=tuple(_bytes(t) for t in raw["topics"]),
@@ -63,6 +67,7 @@ class Log:
             transaction_hash=_hex(raw["transactionHash"]),
             log_index=_int(raw["logIndex"]),
             removed=bool(raw.get("removed", False)),
+            transaction_index=None if index is None else _int(index),
         )
 
 

@@ -34,7 +34,13 @@ from pervasive.chain.rpc import RpcClient, TransactionRefused
 from pervasive.chain.signing import SignedTransaction, UnsignedTransaction, sign_transaction
 from pervasive.errors import ChainUnavailable, TransactionTimeout
 
-__all__ = ["ContractCall", "PendingTransaction", "TransactionManager"]
+__all__ = [
+    "ContractCall",
+    "PendingTransaction",
+    "TransactionManager",
+    "already_sent",
+    "nonce_too_low",
+]
 
 _FEE_BUMP = 1.125  # nodes require at least +10% on both fees to accept a replacement
 _FEE_REFRESH_SECONDS = 2.0
@@ -137,6 +143,24 @@ class TransactionManager:
         return sign_transaction(unsigned, self._key)
 
     # -- one transaction --------------------------------------------------------------
+    async def prepare(self, call: ContractCall) -> PendingTransaction:
+        """Estimate, price and sign ``call`` at the node's next nonce; send nothing.
+
+        For a sender that stores the signed bytes before broadcasting them, so that a
+        restart re-sends exactly those (one nonce: at most one of them is ever mined).
+        The nonce is the node's pending count, not this manager's reservation: do not
+        mix it with :meth:`send` for the same account at the same time.
+
+        Example: ``pending = await manager.prepare(call); store(pending.raw, pending.hashes[0])``.
+        """
+        gas = await self._gas_for(call)
+        fees = await self.rpc.fees()
+        nonce = await self.rpc.nonce(self.signer.address)
+        signed = self._sign(call, nonce, gas, fees)
+        return PendingTransaction(
+            call=call, nonce=nonce, gas=gas, fees=fees, hashes=[signed.hash_hex], raw=signed.raw
+        )
+
     async def send(self, call: ContractCall) -> PendingTransaction:
         """Sign and send ``call``; return at once with its nonce and hash.
 
@@ -200,7 +224,7 @@ class TransactionManager:
         try:
             pending.hashes.append(await self._send(signed))
         except TransactionRefused as refused:
-            if _nonce_too_low(refused.message):
+            if nonce_too_low(refused.message):
                 return  # one of the earlier hashes was mined meanwhile: keep waiting for it
             raise
         pending.fees = fees
@@ -217,7 +241,7 @@ class TransactionManager:
                 text = refused.message.lower()
                 if any(marker in text for marker in _ALREADY_SENT):
                     return signed.hash_hex
-                mined = _nonce_too_low(text)
+                mined = nonce_too_low(text)
                 if mined and await self.rpc.receipt(signed.hash_hex) is not None:
                     return signed.hash_hex
                 raise TransactionRefused(refused.message, tx_hash=signed.hash_hex) from refused
@@ -307,7 +331,7 @@ class TransactionManager:
                 continue
             text = result.message.lower()
             seen = any(marker in text for marker in _ALREADY_SENT)
-            if not seen and _nonce_too_low(text):
+            if not seen and nonce_too_low(text):
                 seen = await self.rpc.receipt(signed.hash_hex) is not None
             if not seen:
                 raise TransactionRefused(
@@ -359,7 +383,16 @@ class TransactionManager:
 _EXPECTED_NONCE = re.compile(r"invalid transaction nonce: expected (\d+), but got (\d+)")
 
 
-def _nonce_too_low(message: str) -> bool:
+def already_sent(message: str) -> bool:
+    """Does a node's refusal say it holds this very transaction already (a harmless re-send)?
+
+    Example: ``already_sent("already known")`` is ``True``.
+    """
+    text = message.lower()
+    return any(marker in text for marker in _ALREADY_SENT)
+
+
+def nonce_too_low(message: str) -> bool:
     """Does a node's refusal say the nonce was used already?
 
     geth, anvil and Besu say "nonce too low"; the embedded chain (eth-tester) says

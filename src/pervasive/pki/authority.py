@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,11 +74,21 @@ CRL_VALIDITY = timedelta(days=30)
 BROKER_HOSTS = ("127.0.0.1", "localhost")
 
 
+def _temporary(path: Path) -> Path:
+    """A temporary name beside ``path`` no other process uses.
+
+    Several processes of one data directory (oracle nodes, notary members) open the CA
+    at once and rewrite the CRL: with one shared ``.tmp`` name, one's ``os.replace``
+    found the file already moved by another.
+    """
+    return path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
 def _write_private(path: Path, data: bytes) -> None:
     """Write ``data`` readable by the owner only, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temporary = _temporary(path)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
     os.replace(temporary, path)
@@ -96,7 +107,7 @@ def _subject_hosts(certificate: x509.Certificate) -> set[str]:
 
 def _write_public(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = _temporary(path)
     temporary.write_bytes(data)
     os.replace(temporary, path)
 

@@ -13,7 +13,7 @@ from coincurve import PrivateKey
 
 from pervasive.chain import Ledger, TransactionRefused
 from pervasive.chain.signing import UnsignedTransaction, sign_transaction
-from pervasive.chain.transactions import _nonce_too_low
+from pervasive.chain.transactions import nonce_too_low
 
 
 async def test_the_embedded_chains_words_for_a_used_nonce_read_as_too_low(ledger: Ledger) -> None:
@@ -29,7 +29,7 @@ async def test_the_embedded_chains_words_for_a_used_nonce_read_as_too_low(ledger
     await ledger.rpc.send_raw(signed(nonce, 1))
     with pytest.raises(TransactionRefused) as reused:
         await ledger.rpc.send_raw(signed(nonce, 2))  # another transaction, same nonce
-    assert _nonce_too_low(reused.value.message), reused.value.message
+    assert nonce_too_low(reused.value.message), reused.value.message
 
 
 @pytest.mark.parametrize(
@@ -43,4 +43,4 @@ async def test_the_embedded_chains_words_for_a_used_nonce_read_as_too_low(ledger
     ],
 )
 def test_each_dialect(message: str, too_low: bool) -> None:
-    assert _nonce_too_low(message) is too_low
+    assert nonce_too_low(message) is too_low
