@@ -96,6 +96,7 @@ class Config:
     batch: int
     inflight: int
     presign: bool
+    manual_ack: bool = False
 
 
 def _reading(i: int) -> dict[str, Any]:
@@ -129,6 +130,7 @@ def consume(
                         in_order += 1
                 except ReplayedMessage:
                     replays += 1
+                client.acknowledge(message)  # a no-op unless manual_ack: PUBACK after checking
                 last = time.perf_counter()
                 if in_order >= total:
                     break
@@ -235,7 +237,14 @@ def run(
     try:
         broker_pid = _mosquitto_pid(broker.config_file)
         options = [
-            ClientOptions("127.0.0.1", broker.port, node, client_id=f"svc:node-{i}", ack_timeout=60)
+            ClientOptions(
+                "127.0.0.1",
+                broker.port,
+                node,
+                client_id=f"svc:node-{i}",
+                ack_timeout=60,
+                manual_ack=config.manual_ack,
+            )
             for i in range(config.consumers)
         ]
         keys = [
@@ -400,6 +409,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--inflight", type=int, default=64)
     parser.add_argument("--sign-live", action="store_true", help="sign while timed")
+    parser.add_argument(
+        "--manual-ack", action="store_true", help="consumers PUBACK after verifying, not on arrival"
+    )
     parser.add_argument("--matrix", action="store_true", help="run the chart's configurations")
     parser.add_argument("--label", default="")
     args = parser.parse_args()
@@ -421,10 +433,16 @@ def main() -> None:
     else:
         label = args.label or (
             f"{args.inflight} in flight, batch {args.batch}, {args.consumers} consumer(s)"
+            + (", manual ack" if args.manual_ack else "")
         )
         configs = [
             Config(
-                label, consumers=args.consumers, batch=args.batch, inflight=args.inflight, **base
+                label,
+                consumers=args.consumers,
+                batch=args.batch,
+                inflight=args.inflight,
+                manual_ack=args.manual_ack,
+                **base,
             )
         ]
     rows = []

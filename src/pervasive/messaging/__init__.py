@@ -20,7 +20,7 @@ from pervasive.messaging.embedded import EmbeddedBroker
 from pervasive.messaging.errors import BrokerUnavailable, ConnectionRefused, TopicDenied
 from pervasive.messaging.mosquitto import MosquittoBroker, find_mosquitto
 from pervasive.messaging.outbox import Outbox, OutboxEntry
-from pervasive.messaging.port import MqttConnection, MqttMessage
+from pervasive.messaging.port import AcknowledgingConnection, Delivery, MqttConnection, MqttMessage
 from pervasive.messaging.tls import BrokerCredentials, ClientCredentials
 from pervasive.messaging.topics import (
     ShadowTopic,
@@ -38,6 +38,7 @@ from pervasive.messaging.topics import (
 __all__ = [
     "SERVICE_ROLES",
     "Access",
+    "AcknowledgingConnection",
     "Broker",
     "BrokerCredentials",
     "BrokerUnavailable",
@@ -45,6 +46,7 @@ __all__ = [
     "ClientOptions",
     "ConnectionRefused",
     "Deduplicator",
+    "Delivery",
     "EmbeddedBroker",
     "Grant",
     "MosquittoBroker",

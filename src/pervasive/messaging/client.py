@@ -14,6 +14,12 @@ connection; why not paho or gmqtt is said there). Control flow:
    and resumes the drain at the oldest unacknowledged row.
 3. A durable client (``outbox`` set) also asks the broker for a persistent session
    (``clean_session=False``), so QoS 1 messages for it are queued while it is away.
+4. Received QoS 1 messages are acknowledged (PUBACK) as they arrive; with
+   ``ClientOptions(manual_ack=True)`` only when the consumer calls
+   :meth:`MqttClient.acknowledge` after making the message durable (the client is
+   then an :class:`~pervasive.messaging.port.AcknowledgingConnection` with a
+   persistent session): what it has not acknowledged when a connection drops, or
+   its process dies, the broker delivers again on the next connection.
 
 ``publish`` on a durable client returns once the message is committed to the
 outbox (:meth:`MqttClient.publish_many`: a batch in one transaction);
@@ -85,6 +91,16 @@ class ClientOptions:
     the whole window may be sent again (at least once, in order). Keep 1 with the
     embedded amqtt broker: with several in flight it acknowledged a message it then
     never routed."""
+    manual_ack: bool = False
+    """Acknowledge a received QoS 1 message only when the consumer calls
+    :meth:`MqttClient.acknowledge` (after it made the message durable), not on arrival.
+
+    Implies a persistent session (``clean_session=False``): the broker keeps what was
+    not acknowledged and delivers it again when the session reconnects, a new process
+    included. The consumer must acknowledge every message it takes, refused ones too,
+    in order (a PUBACK acknowledged early waits for the earlier ones, [MQTT-4.6.0-2]);
+    a message it never acknowledges holds back the PUBACKs after it on that
+    connection."""
 
 
 def _is_failure(code: int) -> bool:
@@ -103,6 +119,9 @@ class MqttClient:
         self._subscriptions: dict[str, int] = {}
         self._incoming: asyncio.Queue[MqttMessage] = asyncio.Queue()
         self._link: Link | None = None
+        self._newest: Link | None = None
+        """The latest connection, from its CONNACK on (``_link`` waits for resubscribing)."""
+        self._links_opened = 0
         self._connected = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
@@ -124,6 +143,11 @@ class MqttClient:
     def durable(self) -> bool:
         """True when publishes go through the outbox and the broker keeps the session."""
         return self._outbox is not None
+
+    @property
+    def persistent_session(self) -> bool:
+        """True when the broker keeps this session while it is away (``clean_session=0``)."""
+        return self.durable or self.options.manual_ack
 
     @property
     def connected(self) -> bool:
@@ -202,10 +226,34 @@ class MqttClient:
     async def messages(self) -> AsyncIterator[MqttMessage]:
         """Every message delivered to this session, in arrival order (one consumer).
 
+        With ``manual_ack``, acknowledge each with :meth:`acknowledge` once processed.
+
         Example: ``async for message in client.messages(): print(message.topic)``.
         """
         while True:
             yield await self._incoming.get()
+
+    def acknowledge(self, message: MqttMessage) -> None:
+        """Send ``message``'s PUBACK on the connection that received it (``manual_ack``).
+
+        Call it after the message is durable (committed), for every message taken
+        from :meth:`messages`, in order; a message with nothing to acknowledge
+        (QoS 0, or the client acknowledges on arrival) is ignored. When its connection
+        is gone nothing is sent: the broker delivers the message again on the new one
+        (so a consumer sees it twice and must deduplicate, as QoS 1 requires anyway).
+
+        Example: ``store(message); client.acknowledge(message)``.
+        """
+        delivery = message.delivery
+        link = self._newest
+        if delivery is not None and link is not None:
+            link.acknowledge(delivery)
+
+    @property
+    def unacknowledged(self) -> int:
+        """Messages received on the current connection whose PUBACK waits (``manual_ack``)."""
+        link = self._newest
+        return link.unacknowledged if link is not None else 0
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -275,16 +323,21 @@ class MqttClient:
         return self._link
 
     async def _open(self) -> Link:
-        return await Link.open(
+        self._links_opened += 1
+        link = await Link.open(
             self.options.host,
             self.options.port,
             self.options.credentials.ssl_context(),
             client_id=self._client_id,
-            clean_session=not self.durable,
+            clean_session=not self.persistent_session,
             keepalive=self.options.keepalive,
             timeout=self.options.ack_timeout,
             deliver=self._incoming.put_nowait,
+            manual_ack=self.options.manual_ack,
+            number=self._links_opened,
         )
+        self._newest = link
+        return link
 
     async def _subscribe_on(self, link: Link, topic_filter: str, qos: int) -> None:
         granted = await link.subscribe(topic_filter, qos, timeout=self.options.ack_timeout)

@@ -9,13 +9,19 @@ It enforces what :class:`~pervasive.messaging.mosquitto.MosquittoBroker` enforce
   subscribe and delivery, re-checked against the current CRL, so a revoked
   session that is still connected loses access at :meth:`EmbeddedBroker.refresh`.
 
-Three amqtt behaviours are adjusted in a subclass: a persistent session's TLS
+Four amqtt behaviours are adjusted in subclasses: a persistent session's TLS
 identity is taken from the new connection (amqtt keeps the first connection's);
 clients may publish on the AWS shadow topics ``$aws/...`` (amqtt refuses every
-``$`` topic, while MQTT only keeps them out of wildcard subscriptions); and a
+``$`` topic, while MQTT only keeps them out of wildcard subscriptions); a
 client's disconnect first routes the QoS 1 messages amqtt already acknowledged
 (amqtt sends the PUBACK when it queues a message for routing, then drops that
-queue on disconnect, losing what a client published just before leaving).
+queue on disconnect, losing what a client published just before leaving); and a
+QoS 1 message sent to a client stays in its session until the client's PUBACK
+(:class:`_SessionDeliveryHandler`): amqtt forgets it when the connection drops or
+no PUBACK comes within 5 s, so a consumer that acknowledges after processing
+(``ClientOptions(manual_ack=True)``) would lose what it had not yet acknowledged. On
+reconnection the session's messages leave again in order ([MQTT-4.4.0-1]: those in
+flight, with DUP, then those queued while it was away) before any new one.
 
 Example::
 
@@ -36,7 +42,9 @@ from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import BrokerError
 from amqtt.events import BrokerEvents
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.session import OUTGOING
 from cryptography import x509
 
 from pervasive.messaging.access import may_publish, may_receive, may_subscribe
@@ -128,6 +136,107 @@ class _AccessPolicyPlugin(BaseTopicPlugin):  # type: ignore[misc]
         return may_receive(identity, topic)
 
 
+class _SessionDeliveryHandler(BrokerProtocolHandler):  # type: ignore[misc]
+    """amqtt's broker side of one connection, keeping unacknowledged messages in the session.
+
+    amqtt builds :class:`BrokerProtocolHandler` by name, so :meth:`adopt` turns the
+    instance it built into this class. Differences:
+
+    - an outgoing QoS 1 message leaves ``session.inflight_out`` only on its PUBACK
+      (amqtt drops it on disconnect or after 5 s without one);
+    - amqtt's redelivery in :meth:`start` is replaced by :meth:`resume`, called by the
+      broker once the connection is accepted: the in-flight messages (DUP), then the
+      ones queued while the session was away, in order and without waiting for their
+      PUBACKs (amqtt waited, holding back SUBACKs, then gave up after 10 s);
+    - a new message waits until the session's earlier ones have left.
+    """
+
+    _resumed: asyncio.Event
+    _resends: set[asyncio.Task[Any]]
+    _stopped: bool
+
+    @classmethod
+    def adopt(cls, handler: BrokerProtocolHandler) -> _SessionDeliveryHandler:
+        """Turn amqtt's handler into this class (it adds state, no slots)."""
+        handler.__class__ = cls
+        adopted: _SessionDeliveryHandler = handler
+        adopted._resumed = asyncio.Event()
+        adopted._resends = set()
+        adopted._stopped = False
+        return adopted
+
+    async def stop(self) -> None:
+        """Stop; messages still waiting to be sent stay in the session for its next connection."""
+        self._stopped = True
+        self._resumed.set()
+        await super().stop()
+
+    async def _retry_deliveries(self) -> None:
+        """Nothing at :meth:`start`: :meth:`resume` sends the session's messages again."""
+
+    def resume(self, queued: list[Any]) -> None:
+        """Send again what the session holds, in order, then let new messages through.
+
+        ``queued``: the messages amqtt queued (``session.retained_messages``) while the
+        session was away; each leaves as a new publish (its QoS) after those in flight.
+        """
+        flows = [
+            self._handle_message_flow(message)
+            for message in (*self.session.inflight_in.values(), *self.session.inflight_out.values())
+        ]
+        flows += [
+            super(_SessionDeliveryHandler, self).mqtt_publish(
+                message.topic, message.data, message.qos, retain=False
+            )
+            for message in queued
+        ]
+        for flow in flows:  # tasks start in creation order: the write lock keeps it
+            task = asyncio.ensure_future(flow)
+            self._resends.add(task)
+            task.add_done_callback(self._resent)
+        self._resumed.set()
+
+    def _resent(self, task: asyncio.Task[Any]) -> None:
+        self._resends.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("resending to %s failed: %s", self.session, task.exception())
+
+    async def mqtt_publish(
+        self,
+        topic: str,
+        data: bytes | bytearray,
+        qos: int | None,
+        retain: bool,
+        ack_timeout: int | None = None,
+    ) -> Any:
+        """amqtt's publish, after the session's earlier messages have left."""
+        await self._resumed.wait()
+        return await super().mqtt_publish(topic, data, qos, retain, ack_timeout)
+
+    async def _handle_qos1_message_flow(self, app_message: Any) -> None:
+        if app_message.direction != OUTGOING:
+            await super()._handle_qos1_message_flow(app_message)
+            return
+        session = self.session
+        packet_id = app_message.packet_id
+        session.inflight_out[packet_id] = app_message  # a resend keeps its place
+        if self._stopped:  # the connection is gone: the session's next one sends it
+            return
+        packet = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
+        acknowledged: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        # registered before sending (the PUBACK may come before the send returns) and
+        # with no await since the check above, so stop() cancels it
+        self._puback_waiters[packet_id] = acknowledged
+        try:
+            await self._send_packet(packet)
+            app_message.publish_packet = packet
+            app_message.puback_packet = await acknowledged  # cancelled when the link drops
+        finally:
+            if self._puback_waiters.get(packet_id) is acknowledged:
+                del self._puback_waiters[packet_id]
+        session.inflight_out.pop(packet_id, None)
+
+
 class _PlatformBroker(Broker):  # type: ignore[misc]
     def __init__(self, config: dict[str, Any], credentials: BrokerCredentials) -> None:
         self._credentials = credentials
@@ -145,7 +254,16 @@ class _PlatformBroker(Broker):  # type: ignore[misc]
         )
         # a resumed session must be judged by the certificate of *this* connection
         session.ssl_object = writer.get_ssl_info()
-        return handler, session
+        return _SessionDeliveryHandler.adopt(handler), session
+
+    async def _publish_session_retained_messages(self, session: Any) -> None:
+        """Send the session's unacknowledged and queued messages again (see the handler)."""
+        handler = self._get_handler(session)
+        queued = []
+        while not session.retained_messages.empty():
+            queued.append(session.retained_messages.get_nowait())
+        if isinstance(handler, _SessionDeliveryHandler):
+            handler.resume(queued)
 
     async def _client_message_loop(self, client_session: Any, handler: Any) -> None:
         """amqtt's loop, except that a disconnect first routes every acknowledged message."""

@@ -14,6 +14,12 @@ message, half the cost of verifying its signature. Here:
   :meth:`Link._send` buffers and a ``call_soon`` flushes;
 - a QoS 1 publish is a future resolved by its PUBACK, with no task per message.
 
+A received QoS 1 PUBLISH is acknowledged as it arrives, or, with ``manual_ack``, when
+its consumer calls :meth:`Link.acknowledge` after making it durable: the PUBACKs
+then leave in the order the PUBLISHes arrived ([MQTT-4.6.0-2]; one acknowledged
+early waits for those before it, :class:`Acknowledgements`), and what is not
+acknowledged when the connection drops the broker sends again on the next one.
+
 A refused TLS handshake (certificate revoked, unknown CA) raises
 :class:`ConnectionRefused` with the reason; TLS is pinned to 1.2 on clients
 (:meth:`ClientCredentials.ssl_context`) so the refusal comes in the handshake. A
@@ -42,6 +48,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import cast
 
@@ -62,9 +69,9 @@ from pervasive.messaging.packets import (
     encode_publish,
     encode_subscribe,
 )
-from pervasive.messaging.port import MqttMessage
+from pervasive.messaging.port import Delivery, MqttMessage
 
-__all__ = ["Link"]
+__all__ = ["Acknowledgements", "Link"]
 
 _log = logging.getLogger(__name__)
 _HANDSHAKE_RESETS = 3
@@ -86,12 +93,71 @@ def _fail_quietly(future: asyncio.Future[object], error: BaseException) -> None:
         future.exception()  # whoever awaits it sees the error; nobody else must log it
 
 
+class Acknowledgements:
+    """Received QoS 1 packet ids, released for PUBACK in arrival order (sans I/O).
+
+    MQTT 3.1.1 [MQTT-4.6.0-2]: a client sends PUBACKs in the order the PUBLISHes
+    arrived. A consumer that acknowledges out of order gets its PUBACK held until every
+    earlier message is acknowledged too.
+
+    Example::
+
+        acks = Acknowledgements()
+        acks.received(7); acks.received(8)
+        acks.acknowledge(8)    # []: 7 first
+        acks.acknowledge(7)    # [7, 8]
+    """
+
+    def __init__(self) -> None:
+        self._waiting: OrderedDict[int, None] = OrderedDict()
+        """Packet ids whose PUBACK has not left, in arrival order."""
+        self._done: set[int] = set()
+        """Those of them the consumer acknowledged."""
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def received(self, packet_id: int) -> None:
+        """Record an arrived PUBLISH whose PUBACK waits for the consumer."""
+        self._waiting[packet_id] = None
+        self._done.discard(packet_id)
+
+    def acknowledge(self, packet_id: int) -> list[int]:
+        """Mark ``packet_id`` acknowledged; return the ids whose PUBACK may leave now, in order.
+
+        An id not waiting (acknowledged twice, or never received) releases nothing.
+        """
+        if packet_id not in self._waiting:
+            return []
+        self._done.add(packet_id)
+        released = []
+        for waiting in self._waiting:
+            if waiting not in self._done:
+                break
+            released.append(waiting)
+        for waiting in released:
+            del self._waiting[waiting]
+            self._done.discard(waiting)
+        return released
+
+
 class Link(asyncio.Protocol):
     """One connection: publish with a PUBACK future, subscribe with SUBACK codes."""
 
-    def __init__(self, deliver: Callable[[MqttMessage], None], *, keepalive: int) -> None:
+    def __init__(
+        self,
+        deliver: Callable[[MqttMessage], None],
+        *,
+        keepalive: int,
+        manual_ack: bool = False,
+        number: int = 0,
+    ) -> None:
         self._deliver = deliver
         self._keepalive = keepalive
+        self._manual_ack = manual_ack
+        self.number = number
+        """Which connection of its client this is (:attr:`Delivery.connection`)."""
+        self._received = Acknowledgements()
         self._decoder = PacketDecoder()
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
@@ -124,17 +190,25 @@ class Link(asyncio.Protocol):
         keepalive: int,
         timeout: float,
         deliver: Callable[[MqttMessage], None],
+        manual_ack: bool = False,
+        number: int = 0,
     ) -> Link:
         """Connect over TLS, send CONNECT and wait for a successful CONNACK.
+
+        With ``manual_ack`` a received QoS 1 message carries a :class:`Delivery` and
+        its PUBACK waits for :meth:`acknowledge`; ``number`` tells this connection
+        from the client's others.
 
         Raises :class:`ConnectionRefused` (TLS or CONNACK refusal) or
         :class:`BrokerUnavailable` (unreachable, closed or silent before CONNACK).
 
         Example: ``await Link.open(host, port, ctx, client_id="lock-7", ...)``.
         """
-        link = await cls._connect(
-            host, port, context, timeout=timeout, deliver=deliver, keepalive=keepalive
-        )
+
+        def protocol() -> Link:
+            return cls(deliver, keepalive=keepalive, manual_ack=manual_ack, number=number)
+
+        link = await cls._connect(host, port, context, timeout=timeout, protocol=protocol)
         try:
             code = await link._handshake_mqtt(client_id, clean_session, timeout, f"{host}:{port}")
         except BaseException:
@@ -178,15 +252,14 @@ class Link(asyncio.Protocol):
         context: ssl.SSLContext,
         *,
         timeout: float,
-        deliver: Callable[[MqttMessage], None],
-        keepalive: int,
+        protocol: Callable[[], Link],
     ) -> Link:
         loop = asyncio.get_running_loop()
         for attempt in range(_HANDSHAKE_RESETS):
             try:
                 async with asyncio.timeout(timeout):
                     _transport, link = await loop.create_connection(
-                        lambda: cls(deliver, keepalive=keepalive),
+                        protocol,
                         host,
                         port,
                         ssl=context,
@@ -293,6 +366,24 @@ class Link(asyncio.Protocol):
         finally:
             self._subacks.pop(packet_id, None)
 
+    def acknowledge(self, delivery: Delivery) -> None:
+        """Send the PUBACK of a received QoS 1 message (``manual_ack``), in arrival order.
+
+        Nothing is sent for a message of another connection, or when this one is lost:
+        the broker delivers it again on the session's next connection.
+
+        Example: ``link.acknowledge(message.delivery)``.
+        """
+        if delivery.connection != self.number or self._lost.done():
+            return
+        for packet_id in self._received.acknowledge(delivery.packet_id):
+            self._send(encode_puback(packet_id))
+
+    @property
+    def unacknowledged(self) -> int:
+        """Received QoS 1 messages whose PUBACK waits for the consumer (``manual_ack``)."""
+        return len(self._received)
+
     def _check_open(self, what: str) -> None:
         if self._lost.done():
             raise BrokerUnavailable(f"{what} failed: {self._lost.result()}")
@@ -342,6 +433,14 @@ class Link(asyncio.Protocol):
             return
         for packet in packets:
             if type(packet) is Publish:
+                if packet.qos and self._manual_ack:
+                    self._received.received(packet.packet_id)
+                    delivery = Delivery(self.number, packet.packet_id)
+                    message = MqttMessage(
+                        packet.topic, packet.payload, packet.qos, packet.retain, delivery
+                    )
+                    self._deliver(message)
+                    continue
                 self._deliver(MqttMessage(packet.topic, packet.payload, packet.qos, packet.retain))
                 if packet.qos:
                     self._outgoing.append(encode_puback(packet.packet_id))
