@@ -24,6 +24,7 @@ Example::
 
 from pervasive.committee.actions import Send, Submit
 from pervasive.committee.envelope import ENVELOPE_TYPE, Envelope, decode_envelope
+from pervasive.committee.jobs import Jobs
 from pervasive.committee.nonces import COUNTER_BITS, EnvelopeSigner, MemoryEpochs, SQLiteEpochs
 from pervasive.committee.receiver import EnvelopeReceiver, Received
 from pervasive.committee.submitter import (
@@ -43,6 +44,7 @@ __all__ = [
     "Envelope",
     "EnvelopeReceiver",
     "EnvelopeSigner",
+    "Jobs",
     "MemberTransport",
     "MemoryEpochs",
     "Publish",

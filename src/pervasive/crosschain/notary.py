@@ -49,6 +49,7 @@ from pervasive.committee import (
     Envelope,
     EnvelopeReceiver,
     EnvelopeSigner,
+    Jobs,
     MemberTransport,
     Send,
     SQLiteEpochs,
@@ -207,7 +208,7 @@ class NotaryService:
         self._setup_over = asyncio.Event()
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._jobs: set[asyncio.Task[None]] = set()
+        self._jobs = Jobs(f"notary {self.index}")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -237,12 +238,13 @@ class NotaryService:
 
     async def stop(self) -> None:
         """Stop serving (state is durable: a new service resumes where this one stopped)."""
-        tasks, self._tasks = self._tasks + list(self._jobs), []
+        tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._jobs.cancel()
         if self.server is not None:
             await self.server.close()
 
@@ -557,19 +559,7 @@ class NotaryService:
                 self._spawn(self._submit_due())
 
     def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(job)
-        self._jobs.add(task)
-        task.add_done_callback(self._job_done)
-
-    def _job_done(self, task: asyncio.Task[None]) -> None:
-        self._jobs.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if isinstance(error, UserError):
-            _log.warning("notary %d: %s", self.index, error)
-        elif error is not None:
-            _log.error("notary %d: a task failed", self.index, exc_info=error)
+        self._jobs.spawn(job)
 
 
 def _kind_name(kind: int) -> str:
