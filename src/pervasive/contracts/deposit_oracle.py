@@ -50,6 +50,7 @@ __all__ = [
     "DepositOracle",
     "Refusal",
     "attestation_digest",
+    "pack_by_signer",
     "pack_signatures",
     "sign_attestation",
 ]
@@ -165,13 +166,26 @@ def pack_signatures(signed: Mapping[str, bytes]) -> bytes:
 
     Example: ``pack_signatures({a.address: sig_a, b.address: sig_b})``.
     """
-    if len(signed) > MAX_ATTESTATION_SIGNERS:
-        raise InvalidInput(f"the oracle takes at most {MAX_ATTESTATION_SIGNERS} signatures")
+    return pack_by_signer(signed, entry_bytes=65, limit=MAX_ATTESTATION_SIGNERS)
+
+
+def pack_by_signer(signed: Mapping[str, bytes], *, entry_bytes: int, limit: int) -> bytes:
+    """Concatenate fixed-size entries (signer address -> bytes) in increasing signer order.
+
+    The packing our threshold contracts read (this oracle, the oracle hub): one entry per
+    signer, signers strictly increasing, so a contract refuses a duplicate without storage.
+
+    Example: ``pack_by_signer({a.address: entry_a, b.address: entry_b}, entry_bytes=73,
+    limit=16)``.
+    """
+    if len(signed) > limit:
+        raise InvalidInput(f"the contract takes at most {limit} signatures")
     ordered = sorted(signed.items(), key=lambda item: int(check_account(item[0]), 16))
-    for signer, signature in ordered:
-        if len(signature) != 65:
-            raise InvalidInput(f"the signature of {signer} is not 65 bytes (r || s || v)")
-    return b"".join(signature for _, signature in ordered)
+    for signer, entry in ordered:
+        if len(entry) != entry_bytes:
+            what = "r || s || v" if entry_bytes == 65 else "see the contract's packing"
+            raise InvalidInput(f"the signed entry of {signer} is not {entry_bytes} bytes ({what})")
+    return b"".join(entry for _, entry in ordered)
 
 
 def _check_signatures(signatures: bytes) -> bytes:

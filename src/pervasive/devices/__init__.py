@@ -15,6 +15,7 @@ from pervasive.devices.declarations import (
     sensor_topic,
 )
 from pervasive.devices.identity import DeviceFolder
+from pervasive.devices.registered import Declarations, registered_declarations
 from pervasive.devices.sdk import Device
 from pervasive.devices.sequence import SequenceCounter
 from pervasive.devices.wire import Reading, ReadingVerifier, peek_public_key, sign_reading
@@ -22,6 +23,7 @@ from pervasive.devices.wire import Reading, ReadingVerifier, peek_public_key, si
 __all__ = [
     "ActuatorHandler",
     "ActuatorSpec",
+    "Declarations",
     "Device",
     "DeviceFolder",
     "Reading",
@@ -30,6 +32,7 @@ __all__ = [
     "SequenceCounter",
     "parse_sensor_topic",
     "peek_public_key",
+    "registered_declarations",
     "sensor_topic",
     "sign_reading",
 ]
