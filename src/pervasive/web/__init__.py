@@ -14,6 +14,7 @@ Example::
 from pervasive.web.app import create_app
 from pervasive.web.context import WAREHOUSE_ACCOUNT_PREFIX, KeystoreWarehouses, WebContext
 from pervasive.web.dashboard import dashboard_routes
+from pervasive.web.event_stream import cloudevents_routes
 from pervasive.web.feed import DashboardFeed
 from pervasive.web.market import Market, OrderStatus
 from pervasive.web.receipt_book import ReceiptBook
@@ -34,6 +35,7 @@ __all__ = [
     "WebContext",
     "WebRequestRefused",
     "WebServer",
+    "cloudevents_routes",
     "create_app",
     "dashboard_routes",
     "receipt_png",

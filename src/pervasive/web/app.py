@@ -16,6 +16,7 @@ GET|POST /sign-in  POST /sign-out  GET|POST /accounts/new           account_page
 GET  /healthz                   chain id and head (for probes)
 /static/...                     CSS and JavaScript
 (the dashboard's routes when ``context.dashboard`` holds them)
+GET  /events  /events/stream  /schemas   CloudEvents (``context.cloudevents``: event_stream)
 ```
 
 Middleware, outermost first: security headers (CSP ...), a request-body bound, the
@@ -95,6 +96,7 @@ def create_app(context: WebContext) -> Starlette:
         Route("/healthz", _health, methods=["GET"], name="health"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         *context.dashboard,
+        *context.cloudevents,
     ]
     app = Starlette(
         routes=routes,

@@ -53,6 +53,8 @@ class WebContext:
     """Known warehouse accounts, name -> address, offered on the seller's form."""
     dashboard: Sequence[BaseRoute] = ()
     """The dashboard's routes (``dashboard_routes(feed)``), mounted and linked when given."""
+    cloudevents: Sequence[BaseRoute] = ()
+    """The CloudEvents stream's routes (``cloudevents_routes(store)``), mounted when given."""
     refusals: Counter[str] = field(default_factory=Counter)
     """Refused requests by reason (``csrf``, ``wrong_password``, ``already_sold``, ...)."""
     sessions: SessionStore = field(init=False)
@@ -73,6 +75,7 @@ class WebContext:
         book: DeploymentBook | None = None,
         warehouses: Mapping[str, str] | None = None,
         dashboard: Sequence[BaseRoute] = (),
+        cloudevents: Sequence[BaseRoute] = (),
     ) -> WebContext:
         """A context on the data directory's files: keystore, deployments, receipts, artifacts.
 
@@ -90,6 +93,7 @@ class WebContext:
             artifacts=settings.path("artifacts"),
             warehouses=warehouses if warehouses is not None else {},
             dashboard=tuple(dashboard),
+            cloudevents=tuple(cloudevents),
         )
         context._owned = [context.receipts.close] + ([] if book else [context.book.close])
         return context

@@ -6,7 +6,9 @@ on the server (it works without JavaScript: a ``<noscript>`` refresh reloads it)
 stream: one ``snapshot`` event, then a ``change`` event per row put or taken out, each
 with an ``id:`` line so that a reconnecting EventSource (``Last-Event-ID``) receives only
 what it missed, and a keep-alive comment every ``keepalive`` seconds of silence.
-``GET /dashboard/state.json`` is the snapshot for scripts and tests. The page loads
+``GET /dashboard/state.json`` is the snapshot for scripts and tests. Given the interop
+event log, the page also shows a "CloudEvents" card (``static/cloudevents.js`` keeps it
+live from ``GET /events/stream``, see :mod:`pervasive.web.event_stream`). The page loads
 its script and style from ``/dashboard/static/``: nothing inline, so it runs under a
 ``default-src 'self'`` Content-Security-Policy.
 
@@ -30,6 +32,8 @@ from starlette.routing import BaseRoute, Mount, NoMatchFound, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from pervasive.interop import EventStore
+from pervasive.web.event_stream import EVENTS_SHOWN
 from pervasive.web.feed import DashboardFeed
 from pervasive.web.feed_rows import (
     AgreementRow,
@@ -123,8 +127,28 @@ def _path_of(request: Request, route: str) -> str | None:
         return None
 
 
-def dashboard_routes(feed: DashboardFeed, *, keepalive: float = 15.0) -> list[BaseRoute]:
+def _cloudevents_card(request: Request, store: EventStore | None) -> dict[str, Any] | None:
+    """What the dashboard's CloudEvents card shows, or ``None`` without an event log."""
+    stream_url = _path_of(request, "cloudevents_stream")
+    if store is None or stream_url is None:
+        return None
+    return {
+        "events": store.latest(EVENTS_SHOWN),
+        "head": store.head(),
+        "stream_url": stream_url,
+        "page_url": _path_of(request, "cloudevents"),
+        "shown": EVENTS_SHOWN,
+    }
+
+
+def dashboard_routes(
+    feed: DashboardFeed, *, keepalive: float = 15.0, cloudevents: EventStore | None = None
+) -> list[BaseRoute]:
     """The dashboard's routes over ``feed``: the page, the event stream, the JSON state, assets.
+
+    ``cloudevents``: the interop event log; when given and the app mounts
+    ``cloudevents_routes`` too, the page has a "CloudEvents" card kept live from
+    ``/events/stream``.
 
     Example: ``Starlette(routes=[*app_routes, *dashboard_routes(feed)])``.
     """
@@ -140,6 +164,7 @@ def dashboard_routes(feed: DashboardFeed, *, keepalive: float = 15.0) -> list[Ba
             "events_url": request.url_for("dashboard_events").path,
             "events_kept": feed.limits.events,
             "home": _path_of(request, "for_sale"),
+            "cloudevents": _cloudevents_card(request, cloudevents),
         }
         return templates.TemplateResponse(
             request, "dashboard.html", context, headers={"Cache-Control": "no-store"}
