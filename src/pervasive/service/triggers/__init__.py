@@ -4,7 +4,12 @@ Paper 001, "autonomous execution": ``sendMoney`` runs when a container and a
 retailer share a location. See README.md in ``service/`` for the control flow.
 """
 
-from pervasive.service.triggers.actions import ALREADY_PAID, SendMoney, TriggerAction
+from pervasive.service.triggers.actions import (
+    ALREADY_PAID,
+    CallbackAction,
+    SendMoney,
+    TriggerAction,
+)
 from pervasive.service.triggers.conditions import CoLocated, Condition, Context, Observation
 from pervasive.service.triggers.engine import (
     ContextTrigger,
@@ -19,6 +24,7 @@ from pervasive.service.triggers.store import Episode, EpisodeStatus, TriggerStor
 
 __all__ = [
     "ALREADY_PAID",
+    "CallbackAction",
     "CoLocated",
     "Condition",
     "Context",

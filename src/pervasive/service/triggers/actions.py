@@ -5,7 +5,9 @@ done on-chain (:meth:`~TriggerAction.already_done`, an ``eth_call``), and do it 
 (:meth:`~TriggerAction.execute`, a transaction). :class:`SendMoney` is paper 001's
 asset-tracking action: ``sendMoney(shipment, key)`` on the
 :class:`~pervasive.contracts.asset_tracking.AssetTracking` contract, which refuses a
-key twice.
+key twice. :class:`CallbackAction` is any action given as its two halves: the service
+runtime builds one per ``[[trigger]]`` of a spec (its ``done`` view, and its function
+called through the service's exactly-once inbox).
 
 Example::
 
@@ -16,11 +18,12 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from pervasive.contracts.asset_tracking import AssetTracking
 
-__all__ = ["ALREADY_PAID", "SendMoney", "TriggerAction"]
+__all__ = ["ALREADY_PAID", "CallbackAction", "SendMoney", "TriggerAction"]
 
 ALREADY_PAID = "already paid for this key"
 """The revert reason of ``sendMoney`` for a key it has seen."""
@@ -67,3 +70,34 @@ class SendMoney:
         """``sendMoney(shipment, key)``; returns the transaction hash."""
         receipt = await self.tracking.send_money(self.shipment_id, key)
         return receipt.transaction_hash
+
+
+class CallbackAction:
+    """An action given as two coroutines: ``done(key)`` (a view) and ``execute(key)``.
+
+    Example: ``CallbackAction(f"{address}/pay", done=is_paid, execute=pay)``.
+    """
+
+    def __init__(
+        self,
+        scope: str,
+        *,
+        done: Callable[[bytes], Awaitable[bool]],
+        execute: Callable[[bytes], Awaitable[str]],
+    ) -> None:
+        self._scope = scope
+        self._done = done
+        self._execute = execute
+
+    @property
+    def scope(self) -> str:
+        """What the action acts on, as given."""
+        return self._scope
+
+    async def already_done(self, key: bytes) -> bool:
+        """Whether ``done(key)`` says the chain holds the effect of ``key``."""
+        return await self._done(key)
+
+    async def execute(self, key: bytes) -> str:
+        """``execute(key)``: the transaction hash once mined."""
+        return await self._execute(key)
