@@ -30,7 +30,16 @@ from pervasive.chain import Ledger, open_ledger
 from pervasive.config import Settings
 from pervasive.contracts import compile_contract
 
-COMPILED = ("registry", "agreement", "agreement_factory", "sale_order", "sale_order_factory")
+COMPILED = (
+    "registry",
+    "agreement",
+    "agreement_factory",
+    "sale_order",
+    "sale_order_factory",
+    "contract_database",
+    "oracle_hub",
+    "asset_tracking",
+)
 
 
 @pytest.fixture

@@ -236,7 +236,7 @@ class OracleSettings:
     """Seconds an oracle node waits for a source (a URL, a device value, a CID)."""
     max_response_bytes: int = 64 * 1024
     """Largest source response an oracle node reads; a larger one is a failed fetch."""
-    poll_interval: float = 0.02
+    poll_interval: float = 0.01
     """Seconds between an oracle node's looks at the chain for new queries."""
     takeover_after: float = 2.0
     """Seconds before a stand-in node sends an answer the designated node has not sent."""

@@ -20,6 +20,7 @@ PervasiveError                        root of every error pervasive raises on pu
 │   ├── KeystoreError                 missing account, wrong password, corrupt key file
 │   ├── InvalidInput (ValueError)     malformed address, key, id, field type, payload
 │   │   ├── SchemaViolation           a message does not match its declaration
+│   │   │   └── EventRefused          interop.errors: an event's data fails its JSON Schema
 │   │   ├── InvalidSignature          a signature does not verify or names someone else
 │   │   │   └── PartialSignatureInvalid  crosschain.errors: a partial BLS signature fails
 │   │   ├── MalformedPacket           messaging.packets: bytes that are no MQTT 3.1.1 packet
@@ -28,6 +29,9 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │   ├── MalformedRequest          gateway.jsonrpc: a body answered by one JSON-RPC error
 │   │   ├── UnreadableImage           apps.salesorder.barcode: no receipt barcode in an image
 │   │   ├── InclusionProofInvalid     crosschain.errors: a Merkle branch does not prove its claim
+│   │   ├── MappingError              interop.errors: a mapping does not fit its ABI or its schema
+│   │   ├── SourceRefused             oracle.sources: the node will not observe this source
+│   │   ├── SpecError                 service.spec: a spec is malformed or does not fit its contract
 │   │   └── _Failure                  shadow.protocol, private: a parser's rejection
 │   ├── ReplayedMessage               a sequence number or nonce seen before
 │   │   └── DuplicateShadowRequest    shadow.store: an update already applied (QoS 1 redelivery)
@@ -54,6 +58,8 @@ PervasiveError                        root of every error pervasive raises on pu
 │   ├── NotAuthorised (PermissionError)  the requester is neither party nor node of the agreement
 │   │ shadow/store.py
 │   ├── StaleShadowWrite              another writer changed the shadow since it was read
+│   │ oracle/sources.py
+│   ├── SourceFailed                  a source cannot be read or holds no integer at the path
 │   │ storage/errors.py
 │   ├── ContentCorrupted              the bytes stored under a CID do not hash to it
 │   │ crosschain/errors.py
@@ -65,6 +71,10 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │ apps/salesorder/
 │   ├── DoorFault                     shadow_door: the door did not confirm a move
 │   ├── _Refused                      warehouse, private: a refusal on its way to a DoorDecision
+│   │ service/deployment.py
+│   ├── DeploymentRefused             a deploy or upgrade would break a service's history or data
+│   │ apps/logistics/scenario.py
+│   ├── DemoStalled                   a step of the logistics case study did not happen in time
 │   │ crosschain/litecoin/rpc.py
 │   └── LitecoinRpcError              litecoind answered a call with an error (code, message)
 ├── InternalError                     a bug in pervasive: please file an issue

@@ -27,12 +27,14 @@ from pervasive.cli import (
     configuration,
     demo,
     demo_dataexchange,
+    demo_logistics,
     demo_smartlock,
     demo_warehouse,
     device,
     gateway,
     node,
     notary,
+    oracle,
     registry,
     service,
     services,
@@ -100,6 +102,7 @@ app.add_typer(node.app, name="node")
 app.add_typer(notary.app, name="notary")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(service.app, name="service")
+app.add_typer(oracle.app, name="oracle")
 device.app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(code.app, name="code")
 app.add_typer(services.broker_app, name="broker")
@@ -107,6 +110,7 @@ app.add_typer(services.shadow_app, name="shadow")
 demo.app.command("smartlock")(demo_smartlock.smartlock)
 demo.app.command("dataexchange")(demo_dataexchange.dataexchange)
 demo.app.command("warehouse")(demo_warehouse.warehouse)
+demo.app.command("logistics")(demo_logistics.logistics)
 app.command("up")(stack.up)
 app.command("status")(stack.status)
 app.command("config")(configuration.show_config)

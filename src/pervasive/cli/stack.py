@@ -6,12 +6,15 @@ credential files in a table, writes ``<home>/run.json`` and runs until Ctrl-C or
 SIGTERM, when it stops every part and removes the run file. ``status`` reads the run
 file and checks each endpoint (process alive, port connectable).
 
-``up`` also serves the devices' JSON-RPC gateway and the web app with its live
-dashboard. The embedded chain is an in-process EVM: ``up`` holds it (its web app and
-gateway need it), and the other commands of the same data directory reach it through
-the gateway as the platform's operator while ``up`` runs (one process may run an
-embedded chain at a time). With ``backend = "anvil"`` ``up`` runs the anvil node and
-prints how other commands reach it.
+``up`` also runs the platform's CloudEvents feed (shadow changes, sale orders,
+DIVERSITY agreements into ``<home>/interop/events.sqlite``, published on
+``pervasive/events/#`` as ``svc:service.platform``; the services' runtimes append
+theirs to the same log) and serves the devices' JSON-RPC gateway and the web app with
+its live dashboard and ``/events/stream``. The embedded chain is an in-process EVM:
+``up`` holds it (its web app and gateway need it), and the other commands of the same
+data directory reach it through the gateway as the platform's operator while ``up``
+runs (one process may run an embedded chain at a time). With ``backend = "anvil"``
+``up`` runs the anvil node and prints how other commands reach it.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def up(
         typer.Option(help="Broker TLS port (default: the mqtt_port setting; 0 picks a free one)."),
     ] = None,
 ) -> None:
-    """Start the local stack (chain, CA, broker, shadows, gateway, web app) until Ctrl-C.
+    """Start the local stack (chain, CA, broker, shadows, events, gateway, web) until Ctrl-C.
 
     The chain is the configured backend (the embedded EVM by default, or anvil); the
     broker follows the ``broker`` setting (mosquitto when installed, else the embedded
@@ -77,7 +80,7 @@ def up(
 
     async def go() -> None:
         async with Platform(settings, password=state.password, shared=True) as platform:
-            await platform.start("ledger", "broker", "shadow", "gateway", "web")
+            await platform.start("ledger", "broker", "shadow", "interop", "gateway", "web")
             record = platform.run_record()
             write_run_record(path, record)
             try:

@@ -11,10 +11,12 @@ import-linter layers in ``pyproject.toml``). See README.md in this folder.
 """
 
 from pervasive.platform.composition import (
+    INTEROP_IDENTITY,
     OPERATOR_IDENTITY,
     SHADOW_IDENTITY,
     Part,
     Platform,
+    RunningInterop,
     RunningShadow,
 )
 from pervasive.platform.run_file import (
@@ -28,6 +30,7 @@ from pervasive.platform.run_file import (
 )
 
 __all__ = [
+    "INTEROP_IDENTITY",
     "OPERATOR_IDENTITY",
     "SHADOW_IDENTITY",
     "Endpoint",
@@ -35,6 +38,7 @@ __all__ = [
     "Part",
     "Platform",
     "RunRecord",
+    "RunningInterop",
     "RunningShadow",
     "check",
     "read_run_record",

@@ -4,7 +4,8 @@ One object builds what a pervasive process needs from one
 :class:`~pervasive.config.Settings`: the ledger (``chain/``), the certificate
 authority (``pki/``), the MQTT broker (``messaging/``) and the shadow service
 (``shadow/``), plus the option objects the settings' sections describe
-(:meth:`client_options`, :meth:`node_options`). Parts are built on first use and in
+(:meth:`client_options`, :meth:`node_options`), and the platform's CloudEvents feed
+(:meth:`interop`). Parts are built on first use and in
 dependency order (the shadow service needs the broker, which needs the CA); they stop
 in the reverse order when the platform stops, each one even when another failed.
 Nothing is built at import time and nothing is global: tests build one per test.
@@ -16,6 +17,7 @@ Layout of the data directory (``settings.home``, the *root* unless ``pki`` moves
     broker/admitted.json   identities the running broker admits (see messaging/admission)
     mosquitto/        mosquitto's configuration, ACL, log and persistence
     shadow.sqlite     the shadow store; chain/  the embedded chain or anvil's state
+    interop/events.sqlite   the one CloudEvents log (platform and services, by origin)
 
 Example::
 
@@ -32,7 +34,7 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +55,9 @@ from pervasive.platform.run_file import (
 if TYPE_CHECKING:  # the chain stack takes seconds to import: only when a part needs it
     from pervasive.chain import Ledger, Signer
     from pervasive.contracts import DeploymentBook, SaleOrderFactory
+    from pervasive.contracts.oracle_hub import OracleHub
     from pervasive.gateway import Gateway, OrderCheck
+    from pervasive.interop import InteropFeed
     from pervasive.messaging import (
         ClientCredentials,
         ClientOptions,
@@ -65,13 +69,24 @@ if TYPE_CHECKING:  # the chain stack takes seconds to import: only when a part n
     from pervasive.shadow import ShadowService
     from pervasive.web import WebServer
 
-__all__ = ["OPERATOR_IDENTITY", "SHADOW_IDENTITY", "Part", "Platform", "RunningShadow"]
+__all__ = [
+    "INTEROP_IDENTITY",
+    "OPERATOR_IDENTITY",
+    "SHADOW_IDENTITY",
+    "Part",
+    "Platform",
+    "RunningInterop",
+    "RunningShadow",
+]
 
-Part = Literal["ledger", "authority", "broker", "shadow", "gateway", "web"]
+Part = Literal["ledger", "authority", "broker", "shadow", "interop", "gateway", "web"]
 """What :meth:`Platform.start` can start by name."""
 
 SHADOW_IDENTITY = "svc:shadow"
 """The MQTT identity of the shadow service."""
+
+INTEROP_IDENTITY = "svc:service.platform"
+"""The MQTT identity the platform's CloudEvents feed publishes as (``pervasive/events/#``)."""
 
 OPERATOR_IDENTITY = "svc:operator"
 """The identity with the gateway's ``operator`` role: this data directory's own commands
@@ -83,6 +98,15 @@ class RunningShadow:
     """The shadow service, its MQTT session and the task that serves it."""
 
     service: ShadowService
+    client: MqttClient
+    task: asyncio.Task[None]
+
+
+@dataclass
+class RunningInterop:
+    """The platform's CloudEvents feed (origin ``platform``), its MQTT session and task."""
+
+    feed: InteropFeed
     client: MqttClient
     task: asyncio.Task[None]
 
@@ -119,6 +143,7 @@ class Platform:
         self._ledger: Ledger | None = None
         self._broker: MosquittoBroker | EmbeddedBroker | None = None
         self._shadow: RunningShadow | None = None
+        self._interop: RunningInterop | None = None
         self._book: DeploymentBook | None = None
         self._gateway: Gateway | None = None
         self._web: WebServer | None = None
@@ -251,6 +276,55 @@ class Platform:
                 self._shadow = RunningShadow(service, client, task)
         return self._shadow
 
+    async def interop(self) -> RunningInterop:
+        """The platform's CloudEvents feed, following and publishing as ``platform``.
+
+        Into the data directory's one event log (``<root>/interop/events.sqlite``, which
+        the web app streams): shadow changes (a :meth:`shadow` listener), the sale-order
+        factory's orders once :meth:`deployments` records it, and the DIVERSITY
+        agreements its registry records (:class:`~pervasive.interop.PlatformContracts`,
+        looked at every ``[web] dashboard_interval``). Published on this platform's
+        broker as :data:`INTEROP_IDENTITY` (only the ``platform`` events: each service
+        publishes its own).
+
+        Example: ``(await platform.interop()).feed.counters["published"]``.
+        """
+        async with self._lock("interop"):
+            self._check_open()
+            if self._interop is None:
+                from pervasive.interop import InteropFeed, PlatformContracts, events_path
+                from pervasive.messaging import MqttClient
+
+                ledger = await self.ledger()
+                shadow = await self.shadow()
+                broker = await self.broker()
+                options = self.client_options(INTEROP_IDENTITY)
+                await broker.settle()  # mosquitto admits a new identity after its reload
+                feed = InteropFeed(
+                    ledger,
+                    self.root,
+                    name="platform",
+                    confirmations=self.settings.service.event_confirmations,
+                    poll_interval=self.settings.service.poll_interval,
+                    database=events_path(self.root),
+                )
+                self._stack.callback(feed.close)
+                client = MqttClient(options)
+                await self._stack.enter_async_context(client)
+                contracts = PlatformContracts(
+                    feed, ledger, self.deployments(), artifacts=self.settings.path("artifacts")
+                )
+                await contracts.look()
+                shadow.service.add_listener(feed.shadow_changed)
+                interval = self.settings.web.dashboard_interval
+                task = asyncio.create_task(
+                    _serve_all(feed.run(client), contracts.watch(interval)),
+                    name="platform events",
+                )
+                self._stack.push_async_callback(_cancel, task)
+                self._interop = RunningInterop(feed, client, task)
+        return self._interop
+
     def deployments(self) -> DeploymentBook:
         """The deployment book of the data directory (``<home>/deployments.sqlite``).
 
@@ -286,6 +360,20 @@ class Platform:
                 ledger, signer, artifacts=artifacts, book=self.deployments()
             )
         return factory
+
+    async def oracle_hub(self) -> OracleHub:
+        """The oracle hub of paper 001 on this chain (``pervasive oracle init`` deploys it).
+
+        :class:`~pervasive.errors.NotFound` saying to run ``pervasive oracle init`` when
+        this directory has not deployed one.
+
+        Example: ``hub = await platform.oracle_hub(); await hub.query_status(1)``.
+        """
+        from pervasive.contracts.oracle_hub import OracleHub
+
+        return await OracleHub.find(
+            await self.ledger(), self.deployments(), artifacts=self.settings.path("artifacts")
+        )
 
     async def gateway(self) -> Gateway:
         """The devices' JSON-RPC gateway in front of this platform's ledger, serving.
@@ -331,11 +419,13 @@ class Platform:
             self._check_open()
             if self._web is None:
                 from pervasive.chain import Keystore
+                from pervasive.interop import EventStore, events_path
                 from pervasive.web import (
                     DashboardFeed,
                     KeystoreWarehouses,
                     WebContext,
                     WebServer,
+                    cloudevents_routes,
                     create_app,
                     dashboard_routes,
                 )
@@ -352,9 +442,15 @@ class Platform:
                 )
                 shadow.service.add_listener(feed.shadow_changed)
                 keystore = Keystore(self.settings.path("keystore"))
+                events_file = events_path(self.root)
+                events_file.parent.mkdir(parents=True, exist_ok=True)
+                events = EventStore(events_file)
+                self._stack.callback(events.close)
                 context = WebContext.build(
                     self.settings, ledger, keystore=keystore, book=self.deployments(),
-                    warehouses=KeystoreWarehouses(keystore), dashboard=dashboard_routes(feed),
+                    warehouses=KeystoreWarehouses(keystore),
+                    dashboard=dashboard_routes(feed, cloudevents=events),
+                    cloudevents=cloudevents_routes(events),
                 )  # fmt: skip
                 self._stack.callback(context.close)
                 await feed.start()
@@ -402,13 +498,15 @@ class Platform:
                     await self.broker()
                 elif part == "shadow":
                     await self.shadow()
+                elif part == "interop":
+                    await self.interop()
                 elif part == "gateway":
                     await self.gateway()
                 elif part == "web":
                     await self.web()
                 else:
                     raise ConfigError(f"no platform part {part!r}; choose ledger, authority, "
-                                      "broker, shadow, gateway or web")  # fmt: skip
+                                      "broker, shadow, interop, gateway or web")  # fmt: skip
         except BaseException:
             await self.stop()
             raise
@@ -421,7 +519,7 @@ class Platform:
         propagates afterwards.
         """
         self._stopped = True
-        self._authority = self._ledger = self._broker = self._shadow = None
+        self._authority = self._ledger = self._broker = self._shadow = self._interop = None
         self._book = self._gateway = self._web = None
         await self._stack.aclose()
 
@@ -577,6 +675,17 @@ def _chain_endpoint(ledger: Ledger, settings: Settings, pid: int) -> Endpoint:
         "chain", ledger.kind, ledger.url, host=parsed.hostname, port=parsed.port, pid=pid,
         detail=f"chain id {ledger.chain_id}; other commands: --backend rpc --rpc-url {ledger.url}",
     )  # fmt: skip
+
+
+async def _serve_all(*parts: Coroutine[Any, Any, None]) -> None:
+    """Run ``parts`` together until cancelled; the first to fail ends the others with it."""
+    tasks = [asyncio.create_task(part) for part in parts]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -41,7 +41,8 @@ def defaults(cls: type) -> dict[str, object]:
 
 
 def test_the_mqtt_section_mirrors_the_client_options() -> None:
-    per_connection = {"host", "port", "credentials", "client_id", "outbox"}
+    # manual_ack is the consumer's choice (it must acknowledge), not a setting of the deployment
+    per_connection = {"host", "port", "credentials", "client_id", "outbox", "manual_ack"}
     mirrored = {k: v for k, v in defaults(ClientOptions).items() if k not in per_connection}
     assert defaults(MqttSettings) == mirrored
 
