@@ -171,6 +171,7 @@ class SourceFetcher:
         self._cid = cid
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self.refusals: collections.Counter[str] = collections.Counter()
         """Sources not observed, by reason: ``not_allowed``, ``unsupported``, ``fetch``,
         ``too_large``, ``status``, ``no_value``."""
@@ -220,6 +221,9 @@ class SourceFetcher:
                 f"{url[:80]!r} is not under this node's --allow prefixes: refused (a query may "
                 "not make the oracles probe other hosts)"
             )
+        if self._closed:
+            # a fetch that outlived its node's stop must not open a session nobody closes
+            raise SourceFailed(f"{url[:80]} not read: this oracle node is stopping")
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.fetch_timeout)
@@ -245,7 +249,8 @@ class SourceFetcher:
         return b"".join(chunks)
 
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP session; later fetches fail (the node is stopping)."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -585,7 +585,8 @@ class Platform:
             web = self._web
             endpoints.append(
                 Endpoint("web", "http", web.url, host=self.settings.web.host, port=web.port,
-                         pid=pid, detail=f"sellers and buyers; live dashboard {web.url}/dashboard")
+                         pid=pid, detail=f"sellers and buyers; live dashboard {web.url}/dashboard;"
+                         f" CloudEvents {web.url}/events")
             )  # fmt: skip
         return RunRecord(pid, str(self.settings.home), time.time(), tuple(endpoints), credentials)
 
