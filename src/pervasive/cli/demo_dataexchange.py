@@ -12,8 +12,6 @@ deposits, gas) and a PNG chart.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -21,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pervasive.cli.session import run, state_of
+from pervasive.cli.session import demo_platform, run, state_of
 
 if TYPE_CHECKING:
     from pervasive.apps.dataexchange.scenario import DataExchangeReport
@@ -95,19 +93,13 @@ def dataexchange(
     """
     from pervasive.apps.dataexchange.chart import write_chart
     from pervasive.apps.dataexchange.scenario import Step, run_dataexchange
-    from pervasive.platform import Platform
 
     if data_chain not in ("evm", "litecoin"):
         raise typer.BadParameter("choose 'evm' or 'litecoin'", param_hint="--data-chain")
     kind: Literal["evm", "litecoin"] = "litecoin" if data_chain == "litecoin" else "evm"
     state = state_of(ctx)
     console: Console = state.console
-    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
-    settings = state.settings
-    if settings.broker == "auto":
-        settings = replace(settings, broker="embedded")
-    root = settings.path("dataexchange")
-    platform = Platform(settings, password=_DEMO_PASSWORD, persist=False, pki=root / "pki")
+    platform, root = demo_platform(state, "dataexchange", _DEMO_PASSWORD)
 
     def on_step(step: Step) -> None:
         console.print(f"[dim]{step.at:7.2f} s[/dim]  {step.what}", highlight=False)
@@ -116,7 +108,7 @@ def dataexchange(
         async with platform:
             return await run_dataexchange(
                 platform, root=root / "run", data=kind, exchanges=exchanges,
-                publish_window=publish_window, artifacts=settings.path("artifacts"),
+                publish_window=publish_window, artifacts=platform.settings.path("artifacts"),
                 on_step=on_step,
             )  # fmt: skip
 

@@ -14,9 +14,7 @@ stream and the gas; a PNG timeline and the stream as JSON lines in ``--out``.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pervasive.cli.session import run, state_of
+from pervasive.cli.session import demo_platform, run, state_of
 
 if TYPE_CHECKING:
     from pervasive.apps.logistics.report import LogisticsReport
@@ -104,17 +102,11 @@ def logistics(
     from pervasive.apps.logistics.chart import write_chart
     from pervasive.apps.logistics.report import Step
     from pervasive.apps.logistics.scenario import run_logistics
-    from pervasive.platform import Platform
 
     state = state_of(ctx)
     console: Console = state.console
-    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
-    settings = state.settings
-    if settings.broker == "auto":
-        settings = replace(settings, broker="embedded")
-    root = settings.path("logistics")
+    platform, root = demo_platform(state, "logistics", _DEMO_PASSWORD)
     target = out or root
-    platform = Platform(settings, password=_DEMO_PASSWORD, persist=False, pki=root / "pki")
     # the chain is thrown away after each run: so are the services' and devices' files
     shutil.rmtree(root / "run", ignore_errors=True)
 

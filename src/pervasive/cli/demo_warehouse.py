@@ -11,9 +11,7 @@ their timings, the shadow's history and the gas; a PNG chart.
 
 from __future__ import annotations
 
-import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pervasive.cli.session import run, state_of
+from pervasive.cli.session import demo_platform, run, state_of
 
 if TYPE_CHECKING:
     from pervasive.apps.salesorder.scenario import WarehouseReport
@@ -92,16 +90,10 @@ def warehouse(
     """
     from pervasive.apps.salesorder.chart import write_chart
     from pervasive.apps.salesorder.scenario import Step, run_warehouse
-    from pervasive.platform import Platform
 
     state = state_of(ctx)
     console: Console = state.console
-    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
-    settings = state.settings
-    if settings.broker == "auto":
-        settings = replace(settings, broker="embedded")
-    root = settings.path("warehouse")
-    platform = Platform(settings, password=_DEMO_PASSWORD, persist=False, pki=root / "pki")
+    platform, root = demo_platform(state, "warehouse", _DEMO_PASSWORD)
 
     def on_step(step: Step) -> None:
         console.print(f"[dim]{step.at:6.2f} s[/dim]  {step.what}", highlight=False)

@@ -28,7 +28,15 @@ if TYPE_CHECKING:  # the chain stack loads in about two seconds: only when a com
     from pervasive.contracts import DeploymentBook, Registry
     from pervasive.pki import CertificateAuthority
 
-__all__ = ["CliState", "Session", "run", "run_until_stopped", "session", "state_of"]
+__all__ = [
+    "CliState",
+    "Session",
+    "demo_platform",
+    "run",
+    "run_until_stopped",
+    "session",
+    "state_of",
+]
 
 T = TypeVar("T")
 
@@ -183,3 +191,22 @@ async def session(state: CliState) -> AsyncIterator[Session]:
     async with state.platform() as platform:
         ledger = await platform.ledger()
         yield Session(state, platform, ledger, platform.deployments())
+
+
+def demo_platform(state: CliState, folder: str, password: str) -> tuple[Platform, Path]:
+    """The platform a demo runs on: a throw-away chain, its own CA under ``<home>/<folder>``.
+
+    The broker is the embedded one unless ``--broker`` chose (a demo must run on a fresh
+    machine); amqtt's connection chatter is silenced. Returns the platform and the folder.
+
+    Example: ``platform, root = demo_platform(state_of(ctx), "logistics", password)``.
+    """
+    import logging
+    from dataclasses import replace
+
+    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+    settings = state.settings
+    if settings.broker == "auto":
+        settings = replace(settings, broker="embedded")
+    root = settings.path(folder)
+    return Platform(settings, password=password, persist=False, pki=root / "pki"), root
