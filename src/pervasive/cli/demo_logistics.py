@@ -13,6 +13,7 @@ stream and the gas; a PNG timeline and the stream as JSON lines in ``--out``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pervasive.cli.session import demo_platform, run, state_of
+from pervasive.cli.session import demo_platform, run, run_until_stopped, state_of
 
 if TYPE_CHECKING:
     from pervasive.apps.logistics.report import LogisticsReport
@@ -94,6 +95,14 @@ def logistics(
             help="Folder for the timeline PNG and the CloudEvents (default <home>/logistics)."
         ),
     ] = None,
+    web: Annotated[
+        bool,
+        typer.Option(
+            "--web",
+            help="Serve the live dashboard (port [web] port) while the case study runs, and "
+            "keep serving it afterwards until Ctrl-C.",
+        ),
+    ] = False,
 ) -> None:
     """Run paper 001's logistics case study: oracle cost, sendMoney once, late delivery, payment.
 
@@ -116,29 +125,53 @@ def logistics(
             highlight=False,
         )
 
-    async def go() -> LogisticsReport:
-        async with platform:
-            return await run_logistics(platform, root=root / "run", on_step=on_step)
+    def finish(report: LogisticsReport) -> bool:
+        """Print the tables, write the chart and the stream; True when each paid once."""
+        for table in _tables(report):
+            console.print(table)
+        chart = write_chart(report, target / "timeline.png")
+        stream = target / "cloudevents.jsonl"
+        lines = [
+            {"id": e.id, "type": e.type, "source": e.source, "subject": e.subject, "data": e.data}
+            for e in report.events
+        ]
+        stream.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        sent = report.send_money_calls
+        released = [p for p in report.payments if p.what.startswith("payment")]
+        console.print(
+            f"sendMoney paid the carrier {sent} time(s) over {report.co_located_readings} "
+            f"co-located readings; the supplier was paid {len(released)} time(s) after the "
+            f"container was offline {report.offline_seconds:.1f} s; {len(report.events)} "
+            f"CloudEvents in {report.duration:.1f} s; timeline {escape(str(chart))}, stream "
+            f"{escape(str(stream))}",
+            highlight=False,
+        )
+        return sent == 1 and len(released) == 1
 
-    with console.status("running the logistics case study", spinner="dots"):
-        report = run(go())
-    for table in _tables(report):
-        console.print(table)
-    chart = write_chart(report, target / "timeline.png")
-    stream = target / "cloudevents.jsonl"
-    lines = [
-        {"id": e.id, "type": e.type, "source": e.source, "subject": e.subject, "data": e.data}
-        for e in report.events
-    ]
-    stream.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    sent = report.send_money_calls
-    released = [p for p in report.payments if p.what.startswith("payment")]
-    console.print(
-        f"sendMoney paid the carrier {sent} time(s) over {report.co_located_readings} co-located "
-        f"readings; the supplier was paid {len(released)} time(s) after the container was "
-        f"offline {report.offline_seconds:.1f} s; {len(report.events)} CloudEvents in "
-        f"{report.duration:.1f} s; timeline {escape(str(chart))}, stream {escape(str(stream))}",
-        highlight=False,
-    )
-    if sent != 1 or len(released) != 1:
+    async def go() -> bool:
+        async with platform:
+            return finish(await run_logistics(platform, root=root / "run", on_step=on_step))
+
+    async def go_with_dashboard() -> None:
+        from pervasive.interop import events_path
+
+        async with platform:
+            server = await platform.web(events=events_path(root / "run"))
+            console.print(
+                f"live dashboard {server.url}/dashboard, CloudEvents {server.url}/events",
+                highlight=False,
+            )
+            outcome.append(
+                finish(await run_logistics(platform, root=root / "run", on_step=on_step))
+            )
+            console.print("still serving the dashboard; Ctrl-C stops", highlight=False)
+            await asyncio.Event().wait()
+
+    outcome: list[bool] = []
+    if web:
+        run_until_stopped(go_with_dashboard())
+    else:
+        with console.status("running the logistics case study", spinner="dots"):
+            outcome.append(run(go()))
+    if outcome != [True]:
         raise typer.Exit(1)

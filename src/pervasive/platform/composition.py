@@ -406,12 +406,14 @@ class Platform:
                 self._gateway = gateway
         return self._gateway
 
-    async def web(self) -> WebServer:
+    async def web(self, *, events: Path | None = None) -> WebServer:
         """The sellers' and buyers' web app with the live dashboard, serving.
 
         On ``[web] host/port``; sellers and buyers sign in with the keystore's accounts
         (``<home>/keystore``); the dashboard follows this platform's shadow service, CA
-        and chain (the sale orders and agreements recorded in :meth:`deployments`).
+        and chain (the sale orders and agreements recorded in :meth:`deployments`), and
+        streams the CloudEvents of ``events`` (default: the data directory's one log,
+        ``<root>/interop/events.sqlite``; a demo names its own).
 
         Example: ``print((await platform.web()).url + "/dashboard")``.
         """
@@ -442,15 +444,15 @@ class Platform:
                 )
                 shadow.service.add_listener(feed.shadow_changed)
                 keystore = Keystore(self.settings.path("keystore"))
-                events_file = events_path(self.root)
+                events_file = events or events_path(self.root)
                 events_file.parent.mkdir(parents=True, exist_ok=True)
-                events = EventStore(events_file)
-                self._stack.callback(events.close)
+                log = EventStore(events_file)
+                self._stack.callback(log.close)
                 context = WebContext.build(
                     self.settings, ledger, keystore=keystore, book=self.deployments(),
                     warehouses=KeystoreWarehouses(keystore),
-                    dashboard=dashboard_routes(feed, cloudevents=events),
-                    cloudevents=cloudevents_routes(events),
+                    dashboard=dashboard_routes(feed, cloudevents=log),
+                    cloudevents=cloudevents_routes(log),
                 )  # fmt: skip
                 self._stack.callback(context.close)
                 await feed.start()
