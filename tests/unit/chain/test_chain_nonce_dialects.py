@@ -26,7 +26,10 @@ async def test_the_embedded_chains_words_for_a_used_nonce_read_as_too_low(ledger
                                        bytes(20), value, b"")  # fmt: skip
         return sign_transaction(unsigned, PrivateKey(signer.private_key)).raw
 
-    await ledger.rpc.send_raw(signed(nonce, 1))
+    first = await ledger.rpc.send_raw(signed(nonce, 1))
+    # mined first: while it waits in anvil's pool the node answers "replacement
+    # transaction underpriced" instead, a different refusal from the one tested here
+    await ledger.rpc.wait_for_receipt([first])
     with pytest.raises(TransactionRefused) as reused:
         await ledger.rpc.send_raw(signed(nonce, 2))  # another transaction, same nonce
     assert nonce_too_low(reused.value.message), reused.value.message
