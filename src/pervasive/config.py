@@ -120,6 +120,16 @@ class MqttSettings:
     """Refuse publishes/subscriptions the access policy forbids before sending them."""
     max_inflight: int = 1
     """QoS 1 publishes awaiting their PUBACK at once (keep 1 with the embedded broker)."""
+    max_message_bytes: int = 1024 * 1024
+    """Largest MQTT packet a broker accepts and a client sends or accepts (refused beyond)."""
+    max_queued_messages: int = 100_000
+    """QoS 1 messages a broker keeps for one client (offline or slow); newer ones dropped."""
+    max_queued_bytes: int = 64 * 1024 * 1024
+    """Payload bytes a broker keeps queued for one client; newer messages dropped beyond."""
+    connect_timeout: float = 10.0
+    """Seconds a new connection has to send CONNECT before the broker closes it."""
+    autosave_interval: int = 5
+    """Seconds between mosquitto's saves; an outbox resends what was acked less long ago."""
 
     def __post_init__(self) -> None:
         _require(0 < self.keepalive <= 65535, "mqtt.keepalive", self.keepalive,
@@ -133,6 +143,16 @@ class MqttSettings:
                  "must be more than 0 seconds")  # fmt: skip
         _require(1 <= self.max_inflight <= 65535, "mqtt.max_inflight", self.max_inflight,
                  "must be 1 to 65535 (MQTT packet ids)")  # fmt: skip
+        _require(1024 <= self.max_message_bytes <= 268_435_455, "mqtt.max_message_bytes",
+                 self.max_message_bytes, "must be 1024 to 268435455 (MQTT's limit)")  # fmt: skip
+        _require(self.max_queued_messages >= 1, "mqtt.max_queued_messages",
+                 self.max_queued_messages, "must be at least 1")  # fmt: skip
+        _require(self.max_queued_bytes >= self.max_message_bytes, "mqtt.max_queued_bytes",
+                 self.max_queued_bytes, "must be >= mqtt.max_message_bytes")  # fmt: skip
+        _require(self.connect_timeout > 0, "mqtt.connect_timeout", self.connect_timeout,
+                 "must be more than 0 seconds")  # fmt: skip
+        _require(self.autosave_interval >= 1, "mqtt.autosave_interval",
+                 self.autosave_interval, "must be at least 1 second")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -158,6 +178,8 @@ class ShadowSettings:
     """Sustained requests per thing (all shadows and operations together); 429 beyond."""
     burst: int = 20
     """Requests a thing may send at once before the rate applies."""
+    max_in_flight: int = 10
+    """Requests of one connection to one shadow not yet answered; 429 beyond (AWS)."""
     version_retention_seconds: float = 48 * 3600
     """A shadow recreated within this time after deletion continues the old version."""
 
@@ -165,6 +187,8 @@ class ShadowSettings:
         _require(self.requests_per_second > 0, "shadow.requests_per_second",
                  self.requests_per_second, "must be more than 0")  # fmt: skip
         _require(self.burst >= 1, "shadow.burst", self.burst, "must be >= 1")
+        _require(self.max_in_flight >= 1, "shadow.max_in_flight", self.max_in_flight,
+                 "must be >= 1")  # fmt: skip
         _require(self.max_depth >= 1, "shadow.max_depth", self.max_depth, "must be >= 1")
         _require(self.max_state_bytes >= 2, "shadow.max_state_bytes", self.max_state_bytes,
                  "must be >= 2 (the size of {})")  # fmt: skip

@@ -624,7 +624,9 @@ class Platform:
             )
         if credentials is None:
             credentials = self.authority.client_credentials(identity, self.root / "mqtt")
-        tunables = dataclasses.asdict(self.settings.mqtt)
+        # the [mqtt] settings a client applies (the others are the broker's limits)
+        fields = {field.name for field in dataclasses.fields(ClientOptions)}
+        tunables = {k: v for k, v in dataclasses.asdict(self.settings.mqtt).items() if k in fields}
         return ClientOptions(self.settings.mqtt_host, port, credentials, **{**tunables, **changes})
 
     def node_options(self, **changes: Any) -> NodeSettings:
