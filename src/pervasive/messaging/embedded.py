@@ -3,258 +3,263 @@
 It enforces what :class:`~pervasive.messaging.mosquitto.MosquittoBroker` enforces:
 
 * a TLS listener that requires a client certificate signed by the platform CA;
-* the certificate CN as identity; a serial on the CA's CRL, or a CN that holds no
-  active certificate, is refused at CONNECT (CONNACK "not authorized");
+* the certificate CN as identity and as the only client id it may use
+  (:mod:`.embedded_access`): a serial on the CA's CRL, or a CN that holds no active
+  certificate, is refused at CONNECT (CONNACK "not authorized"), another client id
+  with "identifier rejected", before any session is looked up, so a refused connect
+  never touches the session of the client id it named;
 * the same access policy (:mod:`pervasive.messaging.access`) on every publish,
-  subscribe and delivery, re-checked against the current CRL, so a revoked
-  session that is still connected loses access at :meth:`EmbeddedBroker.refresh`.
+  subscribe and delivery, re-checked against the current CRL; :meth:`EmbeddedBroker.refresh`
+  closes the live connections of a revoked certificate;
+* the ``[mqtt]`` limits: a packet over ``max_message_bytes`` closes its connection
+  (:mod:`.embedded_limits`), a durable session's offline queue keeps at most
+  ``max_queued_messages`` messages and ``max_queued_bytes`` payload bytes (newer ones
+  are dropped, as mosquitto does), and a connection that has not completed its TLS
+  handshake and sent CONNECT within ``connect_timeout`` is closed.
 
-Four amqtt behaviours are adjusted in subclasses: a persistent session's TLS
-identity is taken from the new connection (amqtt keeps the first connection's);
-clients may publish on the AWS shadow topics ``$aws/...`` (amqtt refuses every
-``$`` topic, while MQTT only keeps them out of wildcard subscriptions); a
+Each refusal is counted in :attr:`EmbeddedBroker.refusals` by reason: ``not authorized``,
+``client id mismatch``, ``revoked`` (a live connection closed), ``oversize packet``,
+``queue full`` (one per message dropped), ``connect timeout``, ``tls refused``.
+
+amqtt behaviours adjusted in the subclass: sessions follow [MQTT-3.1.2-4..6] (amqtt
+reused a just-ended clean session for a durable connect, which then queued nothing and
+was swept away within a second, and left a live connection open when a clean connect
+discarded its session); a persistent session's TLS identity is taken from the new
+connection; clients may publish on the AWS shadow topics ``$aws/...`` (amqtt refuses
+every ``$`` topic, while MQTT only keeps them out of wildcard subscriptions); a
 client's disconnect first routes the QoS 1 messages amqtt already acknowledged
-(amqtt sends the PUBACK when it queues a message for routing, then drops that
-queue on disconnect, losing what a client published just before leaving); and a
-QoS 1 message sent to a client stays in its session until the client's PUBACK
-(:class:`_SessionDeliveryHandler`): amqtt forgets it when the connection drops or
-no PUBACK comes within 5 s, so a consumer that acknowledges after processing
-(``ClientOptions(manual_ack=True)``) would lose what it had not yet acknowledged. On
-reconnection the session's messages leave again in order ([MQTT-4.4.0-1]: those in
-flight, with DUP, then those queued while it was away) before any new one.
+(amqtt sends the PUBACK when it queues a message for routing, then drops that queue
+on disconnect); and a QoS 1 message sent to a client stays in its session until the
+client's PUBACK (:mod:`.embedded_delivery`).
 
 Example::
 
     async with EmbeddedBroker(ca.broker_credentials(), ca.active_identities) as broker:
-        print(broker.port)
+        print(broker.port, broker.refusals)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import ssl
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any
 
+from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker
-from amqtt.contexts import Action
-from amqtt.errors import BrokerError
+from amqtt.contexts import Action, ListenerType
+from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
+from amqtt.mqtt.connack import ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
-from amqtt.session import OUTGOING
-from cryptography import x509
 
-from pervasive.messaging.access import may_publish, may_receive, may_subscribe
+from pervasive.config import MqttSettings
+from pervasive.messaging.embedded_access import (
+    AccessPolicyPlugin,
+    AccessState,
+    CertificateAuthPlugin,
+    connect_refusal,
+)
+from pervasive.messaging.embedded_delivery import SessionDeliveryHandler
+from pervasive.messaging.embedded_limits import LimitedReader, PacketFramer
 from pervasive.messaging.errors import BrokerUnavailable
 from pervasive.messaging.mosquitto import free_port
-from pervasive.messaging.tls import BrokerCredentials, certificate_identity, load_revoked_serials
+from pervasive.messaging.tls import BrokerCredentials
 
 __all__ = ["EmbeddedBroker"]
 
 _SHADOW_ROOT = "$aws/"
+_QUEUED_BYTES = "pervasive.queued_bytes"
+"""Session attribute: the payload bytes of the session's offline queue."""
 _log = logging.getLogger(__name__)
 
 
-class _AccessState:
-    """What the plugins consult: revoked serials, active identities, session owners."""
-
-    def __init__(
-        self, credentials: BrokerCredentials, identities: Callable[[], Iterable[str]]
-    ) -> None:
-        self._credentials = credentials
-        self._identities = identities
-        self.revoked: frozenset[int] = frozenset()
-        self.active: frozenset[str] = frozenset()
-        self.sessions: dict[str, tuple[str, int]] = {}
-        """client id -> (identity, certificate serial) of its current connection."""
-
-    def reload(self) -> None:
-        self.revoked = load_revoked_serials(self._credentials.crl_file, self._credentials.ca_file)
-        self.active = frozenset(self._identities())
-
-    def identity_of(self, session: Any) -> str | None:
-        """The identity a session may act as right now, or None."""
-        owner = self.sessions.get(session.client_id)
-        if owner is None or session.username != owner[0]:
-            return None
-        identity, serial = owner
-        if serial in self.revoked or identity not in self.active:
-            return None
-        return identity
-
-
-class _CertificateAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
-    """amqtt auth plugin: the client certificate's CN is the identity."""
-
-    @dataclass
-    class Config:
-        state: Any = None
-
-    async def authenticate(self, *, session: Any) -> bool | None:
-        state: _AccessState = self.config.state
-        ssl_object = session.ssl_object
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if not der:
-            return False
-        serial = x509.load_der_x509_certificate(der).serial_number
-        identity = certificate_identity(der)
-        if serial in state.revoked or identity not in state.active:
-            _log.info("refused %r: certificate %x revoked or not registered", identity, serial)
-            return False
-        previous = state.sessions.get(session.client_id)
-        if previous is not None and previous[0] != identity:
-            _log.info(
-                "refused %r: client id %r belongs to %r", identity, session.client_id, previous[0]
-            )
-            return False
-        session.username = identity
-        state.sessions[session.client_id] = (identity, serial)
-        return True
-
-
-class _AccessPolicyPlugin(BaseTopicPlugin):  # type: ignore[misc]
-    """amqtt topic plugin: the access policy of :mod:`pervasive.messaging.access`."""
-
-    @dataclass
-    class Config:
-        state: Any = None
-
-    async def topic_filtering(
-        self, *, session: Any = None, topic: str | None = None, action: Action | None = None
-    ) -> bool | None:
-        state: _AccessState = self.config.state
-        identity = state.identity_of(session) if session is not None else None
-        if identity is None or not topic:
-            return False
-        if action == Action.PUBLISH:
-            return may_publish(identity, topic)
-        if action == Action.SUBSCRIBE:
-            return may_subscribe(identity, topic)
-        return may_receive(identity, topic)
-
-
-class _SessionDeliveryHandler(BrokerProtocolHandler):  # type: ignore[misc]
-    """amqtt's broker side of one connection, keeping unacknowledged messages in the session.
-
-    amqtt builds :class:`BrokerProtocolHandler` by name, so :meth:`adopt` turns the
-    instance it built into this class. Differences:
-
-    - an outgoing QoS 1 message leaves ``session.inflight_out`` only on its PUBACK
-      (amqtt drops it on disconnect or after 5 s without one);
-    - amqtt's redelivery in :meth:`start` is replaced by :meth:`resume`, called by the
-      broker once the connection is accepted: the in-flight messages (DUP), then the
-      ones queued while the session was away, in order and without waiting for their
-      PUBACKs (amqtt waited, holding back SUBACKs, then gave up after 10 s);
-    - a new message waits until the session's earlier ones have left.
-    """
-
-    _resumed: asyncio.Event
-    _resends: set[asyncio.Task[Any]]
-    _stopped: bool
-
-    @classmethod
-    def adopt(cls, handler: BrokerProtocolHandler) -> _SessionDeliveryHandler:
-        """Turn amqtt's handler into this class (it adds state, no slots)."""
-        handler.__class__ = cls
-        adopted: _SessionDeliveryHandler = handler
-        adopted._resumed = asyncio.Event()
-        adopted._resends = set()
-        adopted._stopped = False
-        return adopted
-
-    async def stop(self) -> None:
-        """Stop; messages still waiting to be sent stay in the session for its next connection."""
-        self._stopped = True
-        self._resumed.set()
-        await super().stop()
-
-    async def _retry_deliveries(self) -> None:
-        """Nothing at :meth:`start`: :meth:`resume` sends the session's messages again."""
-
-    def resume(self, queued: list[Any]) -> None:
-        """Send again what the session holds, in order, then let new messages through.
-
-        ``queued``: the messages amqtt queued (``session.retained_messages``) while the
-        session was away; each leaves as a new publish (its QoS) after those in flight.
-        """
-        flows = [
-            self._handle_message_flow(message)
-            for message in (*self.session.inflight_in.values(), *self.session.inflight_out.values())
-        ]
-        flows += [
-            super(_SessionDeliveryHandler, self).mqtt_publish(
-                message.topic, message.data, message.qos, retain=False
-            )
-            for message in queued
-        ]
-        for flow in flows:  # tasks start in creation order: the write lock keeps it
-            task = asyncio.ensure_future(flow)
-            self._resends.add(task)
-            task.add_done_callback(self._resent)
-        self._resumed.set()
-
-    def _resent(self, task: asyncio.Task[Any]) -> None:
-        self._resends.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.warning("resending to %s failed: %s", self.session, task.exception())
-
-    async def mqtt_publish(
-        self,
-        topic: str,
-        data: bytes | bytearray,
-        qos: int | None,
-        retain: bool,
-        ack_timeout: int | None = None,
-    ) -> Any:
-        """amqtt's publish, after the session's earlier messages have left."""
-        await self._resumed.wait()
-        return await super().mqtt_publish(topic, data, qos, retain, ack_timeout)
-
-    async def _handle_qos1_message_flow(self, app_message: Any) -> None:
-        if app_message.direction != OUTGOING:
-            await super()._handle_qos1_message_flow(app_message)
-            return
-        session = self.session
-        packet_id = app_message.packet_id
-        session.inflight_out[packet_id] = app_message  # a resend keeps its place
-        if self._stopped:  # the connection is gone: the session's next one sends it
-            return
-        packet = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
-        acknowledged: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        # registered before sending (the PUBACK may come before the send returns) and
-        # with no await since the check above, so stop() cancels it
-        self._puback_waiters[packet_id] = acknowledged
-        try:
-            await self._send_packet(packet)
-            app_message.publish_packet = packet
-            app_message.puback_packet = await acknowledged  # cancelled when the link drops
-        finally:
-            if self._puback_waiters.get(packet_id) is acknowledged:
-                del self._puback_waiters[packet_id]
-        session.inflight_out.pop(packet_id, None)
+async def _close(writer: WriterAdapter) -> None:
+    """Close a connection that may already be broken."""
+    with contextlib.suppress(OSError):
+        await writer.close()
 
 
 class _PlatformBroker(Broker):  # type: ignore[misc]
-    def __init__(self, config: dict[str, Any], credentials: BrokerCredentials) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        credentials: BrokerCredentials,
+        state: AccessState,
+        limits: MqttSettings,
+        refusals: Counter[str],
+    ) -> None:
         self._credentials = credentials
+        self._state = state
+        self._limits = limits
+        self._refusals = refusals
+        self._closing: set[asyncio.Task[None]] = set()
         super().__init__(config)
+
+    def _refused(self, reason: str, detail: str) -> None:
+        self._refusals[reason] += 1
+        _log.info("refused (%s): %s", reason, detail)
+
+    # -- accepting a connection: TLS and CONNECT within connect_timeout -------------
 
     def _create_ssl_context(self, _listener: Any) -> Any:
         # amqtt verifies client certificates only optionally; the platform requires them
         return self._credentials.server_ssl_context()
 
+    async def _create_server_instance(
+        self,
+        listener_name: str,
+        listener_type: ListenerType,
+        address: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> Any:
+        if listener_type != ListenerType.TCP or ssl_context is None:
+            return await super()._create_server_instance(
+                listener_name, listener_type, address, port, ssl_context
+            )
+        # TLS is started per connection, so the handshake falls under connect_timeout
+        accept = partial(self._accept, listener_name=listener_name, context=ssl_context)
+        return await asyncio.start_server(accept, address, port, reuse_address=True)
+
+    async def _accept(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        listener_name: str,
+        context: ssl.SSLContext,
+    ) -> None:
+        deadline = asyncio.get_running_loop().time() + self._limits.connect_timeout
+        peer = writer.get_extra_info("peername")
+        try:
+            # no await that yields comes before start_tls: it takes the socket over
+            # before the client's first TLS record can be read as plain data
+            async with asyncio.timeout_at(deadline):
+                await writer.start_tls(context)
+        except TimeoutError:
+            writer.transport.abort()
+            self._refused("connect timeout", f"{peer}: no TLS handshake in time")
+            return
+        except (ssl.SSLError, OSError) as exc:
+            writer.transport.abort()
+            self._refused("tls refused", f"{peer}: {exc}")
+            return
+        framer = PacketFramer(self._limits.max_message_bytes)
+        limited = LimitedReader(
+            StreamReaderAdapter(reader), framer, partial(self._oversize, peer), deadline=deadline
+        )
+        await self._client_connected(listener_name, limited, StreamWriterAdapter(writer))
+
+    def _oversize(self, peer: object, size: int) -> None:
+        self._refused(
+            "oversize packet",
+            f"{peer}: a packet of {size} bytes (max {self._limits.max_message_bytes})",
+        )
+
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
     ) -> tuple[Any, Any]:
-        handler, session = await super()._initialize_client_session(
-            reader, writer, remote_address, remote_port
-        )
-        # a resumed session must be judged by the certificate of *this* connection
-        session.ssl_object = writer.get_ssl_info()
-        return _SessionDeliveryHandler.adopt(handler), session
+        """Read CONNECT, refuse it or find its session ([MQTT-3.1.2-4..6]).
+
+        amqtt's own version discarded the session of a clean connect before the
+        connection was authenticated, and reused a clean session for a durable connect.
+        """
+        where = f"{remote_address}:{remote_port}"
+        deadline = reader.deadline if isinstance(reader, LimitedReader) else None
+        try:
+            async with asyncio.timeout_at(deadline):
+                handler, session = await BrokerProtocolHandler.init_from_connect(
+                    reader, writer, self.plugins_manager
+                )
+        except TimeoutError:
+            self._refused("connect timeout", f"{where}: no CONNECT in time")
+            await _close(writer)
+            raise AMQTTError(f"no CONNECT from {where} in time") from None
+        except (AMQTTError, MQTTError, NoDataError) as exc:
+            await _close(writer)
+            raise AMQTTError(f"no valid CONNECT from {where}: {exc}") from exc
+
+        refusal = connect_refusal(self._state, session.ssl_object, session.client_id)
+        if refusal is not None:
+            self._refused(refusal.value, f"{where} as client id {session.client_id!r}")
+            with contextlib.suppress(OSError):
+                await ConnackPacket.build(0, refusal.return_code).to_stream(writer)
+            await _close(writer)
+            raise AMQTTError(f"refused {session.client_id!r}: {refusal.value}")
+
+        previous = self._sessions.get(session.client_id)
+        if previous is not None and (session.clean_session or previous[0].clean_session):
+            # a clean session ends with its connection, and a clean connect discards
+            # the stored one: either way the old connection closes, the state goes
+            await self._end_connection(previous[1])
+            await self._delete_session(session.client_id)
+            previous = None
+        if previous is None:
+            session.parent = 0
+        else:
+            stored = previous[0]  # the connection brings its will, keepalive and certificate
+            for name in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain"):
+                setattr(stored, name, getattr(session, name))
+            stored.keep_alive = session.keep_alive
+            stored.username, stored.password = session.username, session.password
+            stored.ssl_object = session.ssl_object
+            session = stored
+            session.parent = 1
+        delay = self.config.get("timeout-disconnect-delay", 0)
+        if session.keep_alive > 0 and isinstance(delay, int):
+            session.keep_alive += delay
+        return SessionDeliveryHandler.adopt(handler), session
+
+    async def _end_connection(self, handler: Any) -> None:
+        """Close a session's live connection, as amqtt's take-over does."""
+        session = handler.session if handler is not None else None
+        if session is not None and session.transitions.is_connected():
+            await handler.handle_connection_closed()
+            await handler.stop()
+
+    # -- revocation ----------------------------------------------------------------
+
+    def close_revoked(self) -> None:
+        """Close the live connections whose certificate may no longer act as its identity."""
+        for session, handler in list(self._sessions.values()):
+            if session.transitions.is_connected() and self._state.identity_of(session) is None:
+                self._refused("revoked", f"closing the live session of {session.client_id!r}")
+                task = asyncio.ensure_future(self._end_connection(handler))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
+    async def closed(self) -> None:
+        """Return once the connections :meth:`close_revoked` closes are closed."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # -- offline queues --------------------------------------------------------------
+
+    async def _retain_broadcast_message(
+        self, broadcast: dict[str, Any], qos: int, target_session: Any
+    ) -> None:
+        """Queue a message for an offline session, within the queue's limits."""
+        size = len(broadcast.get("data") or b"")
+        queue = target_session.retained_messages
+        queued = 0 if queue.empty() else target_session.attributes.get(_QUEUED_BYTES, 0)
+        if (
+            queue.qsize() >= self._limits.max_queued_messages
+            or queued + size > self._limits.max_queued_bytes
+        ):
+            self._refused(
+                "queue full",
+                f"dropped a message on {broadcast.get('topic')!r} for the offline "
+                f"{target_session.client_id!r} ({queue.qsize()} messages, {queued} bytes queued)",
+            )
+            return
+        target_session.attributes[_QUEUED_BYTES] = queued + size
+        await super()._retain_broadcast_message(broadcast, qos, target_session)
 
     async def _publish_session_retained_messages(self, session: Any) -> None:
         """Send the session's unacknowledged and queued messages again (see the handler)."""
@@ -262,7 +267,8 @@ class _PlatformBroker(Broker):  # type: ignore[misc]
         queued = []
         while not session.retained_messages.empty():
             queued.append(session.retained_messages.get_nowait())
-        if isinstance(handler, _SessionDeliveryHandler):
+        session.attributes[_QUEUED_BYTES] = 0
+        if isinstance(handler, SessionDeliveryHandler):
             handler.resume(queued)
 
     async def _client_message_loop(self, client_session: Any, handler: Any) -> None:
@@ -332,7 +338,7 @@ class _PlatformBroker(Broker):  # type: ignore[misc]
 
 
 class EmbeddedBroker:
-    """An amqtt broker with the platform's TLS identities and access policy."""
+    """An amqtt broker with the platform's TLS identities, access policy and limits."""
 
     def __init__(
         self,
@@ -341,13 +347,19 @@ class EmbeddedBroker:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        limits: MqttSettings | None = None,
     ) -> None:
         self.credentials = credentials
         self.host = host
         self.port = port
+        self.limits = limits or MqttSettings()
+        """The ``[mqtt]`` settings whose limits the broker enforces."""
+        self.refusals: Counter[str] = Counter()
+        """What the broker refused or dropped since it was created, by reason (see the module)."""
         self._identities = identities
-        self._state: _AccessState | None = None
+        self._state: AccessState | None = None
         self._broker: _PlatformBroker | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Start listening (on a free port when ``port`` is 0).
@@ -356,7 +368,7 @@ class EmbeddedBroker:
         """
         if self._broker is not None:
             return
-        state = _AccessState(self.credentials, self._identities)
+        state = AccessState(self.credentials, self._identities)
         state.reload()
         if self.port == 0:
             self.port = free_port(self.host)
@@ -372,27 +384,46 @@ class EmbeddedBroker:
                 }
             },
             "plugins": {
-                f"{__name__}._CertificateAuthPlugin": {"state": state},
-                f"{__name__}._AccessPolicyPlugin": {"state": state},
+                f"{CertificateAuthPlugin.__module__}.CertificateAuthPlugin": {"state": state},
+                f"{AccessPolicyPlugin.__module__}.AccessPolicyPlugin": {"state": state},
             },
         }
-        broker = _PlatformBroker(config, self.credentials)
+        broker = _PlatformBroker(config, self.credentials, state, self.limits, self.refusals)
         try:
             await broker.start()
         except (BrokerError, OSError) as exc:
             raise BrokerUnavailable(f"the embedded broker could not start: {exc}") from exc
         self._state, self._broker = state, broker
+        self._loop = asyncio.get_running_loop()
 
     def refresh(self) -> None:
-        """Reload the CRL and the identities; revoked sessions lose access at once.
+        """Reload the CRL and the identities; close the live sessions of revoked certificates.
+
+        Callable from any thread; the connections close on the broker's event loop
+        (:meth:`settle` waits for that).
 
         Example: ``ca.add_listener(broker.refresh)``.
         """
-        if self._state is not None:
-            self._state.reload()
+        if self._state is None or self._broker is None or self._loop is None:
+            return
+        self._state.reload()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._broker.close_revoked()
+        else:
+            self._loop.call_soon_threadsafe(self._broker.close_revoked)
 
     async def settle(self) -> None:
-        """Nothing to wait for: :meth:`refresh` takes effect before it returns."""
+        """Return once the connections :meth:`refresh` closes are closed.
+
+        Example: ``broker.refresh(); await broker.settle()``.
+        """
+        await asyncio.sleep(0)
+        if self._broker is not None:
+            await self._broker.closed()
 
     @property
     def running(self) -> bool:
