@@ -124,9 +124,7 @@ async def run_threshold(
     )
 
     async def connect(index: int) -> MqttConnection:
-        client = MqttClient(
-            platform.client_options(f"svc:oracle.{index}", client_id=f"bench-{threshold}-{index}")
-        )
+        client = MqttClient(platform.client_options(f"svc:oracle.bench-{threshold}-{index}"))
         await client.connect()
         return client
 

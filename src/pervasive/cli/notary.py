@@ -186,7 +186,6 @@ def run_member(
             identity = f"svc:notary.m{index}"
             options = s.platform.client_options(
                 identity, port=mqtt_port or settings.mqtt_port,
-                client_id=f"notary-{signer.address.lower()}",
                 outbox=settings.path("notary", f"m{index}-outbox.sqlite"),
             )  # fmt: skip
             client = MqttClient(options)

@@ -182,7 +182,6 @@ def run_oracle(
                 )
             options = s.platform.client_options(
                 f"svc:oracle.{index}", port=mqtt_port or settings.mqtt_port,
-                client_id=f"oracle-{signer.address.lower()}",
                 outbox=settings.path("oracle", f"{name}-outbox.sqlite"),
             )  # fmt: skip
             client = MqttClient(options)

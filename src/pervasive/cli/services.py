@@ -38,10 +38,17 @@ def run_broker(ctx: typer.Context, *, port: _PORT = None) -> None:
     meanwhile (``pervasive device register|revoke`` in another shell) take effect
     within a quarter of a second: the ACL is rewritten and the CRL reloaded.
 
+    Ready means our broker answers: a TLS handshake on the port presents the platform
+    CA's broker certificate, so a port taken by another process fails the command with
+    one line (exit 1) and "listening" is never printed. If mosquitto dies later (killed,
+    crashed), the command says so in one line and exits 1 at once; it does not restart
+    mosquitto: a service manager (systemd ``Restart=on-failure``) restarts the command.
+
     Example: ``pervasive broker run --port 8883``.
     """
     from dataclasses import replace
 
+    from pervasive.messaging import MosquittoBroker
     from pervasive.platform import Platform
 
     state = state_of(ctx)
@@ -60,7 +67,10 @@ def run_broker(ctx: typer.Context, *, port: _PORT = None) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
-            await asyncio.Event().wait()
+            if isinstance(broker, MosquittoBroker):
+                await broker.supervise()  # raises, in one line, when mosquitto dies
+            else:
+                await asyncio.Event().wait()
 
     run_until_stopped(go())
     state.console.print("broker stopped")
@@ -91,7 +101,7 @@ def run_shadow(
     async def go() -> None:
         nonlocal service
         async with state.platform() as platform:
-            options = platform.client_options(SHADOW_IDENTITY, port=port)
+            options = platform.client_options(SHADOW_IDENTITY, port=port, manual_ack=True)
             limits = platform.shadow_limits()
         await await_admission(settings.home, SHADOW_IDENTITY)
         async with MqttClient(options) as client:
@@ -115,7 +125,7 @@ def _report(state: CliState, accepted: int, rejections: dict[int, int], duplicat
     refused = ", ".join(f"{code}: {count}" for code, count in sorted(rejections.items()))
     state.console.print(
         f"stopped: {accepted} requests accepted, rejected: {refused or 'none'}, "
-        f"{duplicates} redelivered updates applied once",
+        f"{duplicates} repeated requests answered from the store",
         highlight=False,
     )
 

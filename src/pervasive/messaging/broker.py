@@ -21,7 +21,7 @@ from pervasive.config import Settings
 from pervasive.messaging.embedded import EmbeddedBroker
 from pervasive.messaging.errors import BrokerUnavailable
 from pervasive.messaging.mosquitto import MosquittoBroker, find_mosquitto
-from pervasive.messaging.tls import BrokerCredentials
+from pervasive.messaging.tls import BrokerCredentials, ClientCredentials
 
 __all__ = ["Broker", "create_broker"]
 
@@ -73,11 +73,15 @@ def create_broker(
     identities: Callable[[], Iterable[str]],
     *,
     directory: Path | None = None,
+    admin: Callable[[], ClientCredentials] | None = None,
 ) -> MosquittoBroker | EmbeddedBroker:
     """The broker ``settings.broker`` asks for, on ``settings.mqtt_host:mqtt_port``.
 
     ``directory`` (mosquitto's configuration, ACL, log and persistence) defaults to
-    ``<home>/mosquitto``.
+    ``<home>/mosquitto``. ``admin`` issues the certificate of
+    :data:`~pervasive.messaging.mosquitto.BROKER_ADMIN_IDENTITY`, with which mosquitto
+    closes the live sessions of a revoked identity; it is called only for mosquitto (the
+    embedded broker closes them itself).
 
     Example: ``create_broker(load_settings({"broker": "embedded"}), creds, ca.active_identities)``.
     """
@@ -89,7 +93,11 @@ def create_broker(
         )
     if settings.broker == "embedded" or binary is None:
         return EmbeddedBroker(
-            credentials, identities, host=settings.mqtt_host, port=settings.mqtt_port
+            credentials,
+            identities,
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            limits=settings.mqtt,
         )
     return MosquittoBroker(
         directory or settings.home / "mosquitto",
@@ -98,4 +106,6 @@ def create_broker(
         host=settings.mqtt_host,
         port=settings.mqtt_port,
         binary=binary,
+        limits=settings.mqtt,
+        admin=admin() if admin is not None else None,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from messaging_platform import Platform
 
 from device_platform import receive
 from pervasive.messaging import (
+    BrokerUnavailable,
     ConnectionRefused,
     MqttClient,
     MqttConnection,
@@ -142,7 +144,7 @@ async def test_expired_certificate_is_refused_at_connect(platform: Platform) -> 
         platform.ca.verify(expired.cert_file.read_bytes())
 
     current = await platform.options("lock-7")  # a fresh certificate: lock-7 is admitted
-    assert platform.ca.active_identities() == ["lock-7"]
+    assert "lock-7" in platform.ca.active_identities()
     async with MqttClient(current) as device:
         await device.publish(device_topic("lock-7", "telemetry"), b"current certificate")
     with pytest.raises(ConnectionRefused, match="refused the TLS handshake") as refused:
@@ -183,8 +185,9 @@ async def test_a_retired_device_loses_access_while_connected(platform: Platform)
         await monitor.subscribe("pervasive/#")
         platform.ca.revoke_identity("lock-7")
         await platform.broker.settle()
-        # the broker drops it (mosquitto: ACL; embedded: identity no longer active)
-        await retired.publish(device_topic("lock-7", "telemetry"), b"after retirement", qos=0)
+        # both brokers close a revoked identity's live session: the publish may find it gone
+        with contextlib.suppress(BrokerUnavailable):
+            await retired.publish(device_topic("lock-7", "telemetry"), b"after retirement", qos=0)
         await other.publish(device_topic("lock-8", "telemetry"), b"sentinel")
         (only,) = await receive(monitor, 1)
         assert only.payload == b"sentinel"

@@ -97,7 +97,8 @@ async def test_cli_subscription_to_another_device_receives_nothing(
         mosquitto_platform, "lock-7", "pervasive/devices/lock-8/#", "pervasive/devices/lock-7/#"
     )
     await _publish(mosquitto_platform, "lock-8", "pervasive/devices/lock-8/secret", "pin")
-    await _publish(mosquitto_platform, "lock-7", "pervasive/devices/lock-7/echo", "sentinel")
+    # another lock-7 connection would take over the spy's session (client id = identity)
+    await _publish(mosquitto_platform, "svc:service", "pervasive/devices/lock-7/echo", "sentinel")
     assert await _last_line(spy) == "pervasive/devices/lock-7/echo sentinel"
 
 

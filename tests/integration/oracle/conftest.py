@@ -189,9 +189,9 @@ class OracleWorld:
         """Start node ``index`` (1-based) on its SQLite file; returns once it follows the hub."""
         key = self.keys[index - 1]
         client = MqttClient(
-            self.platform.client_options(
-                f"svc:oracle.{index}", client_id=f"oracle-{index}-{secrets.token_hex(3)}"
-            )
+            # a restarted node connects as a new identity: the client id is the identity,
+            # and the stopped node's client must not take its session back
+            self.platform.client_options(f"svc:oracle.{index}-{secrets.token_hex(3)}")
         )
         await client.connect()
         self.clients.append(client)

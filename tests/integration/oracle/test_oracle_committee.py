@@ -115,7 +115,7 @@ async def test_an_unregistered_signer_and_a_replayed_fulfill_are_refused(
 
     # ...and by the nodes when it comes over MQTT
     before = w.nodes[0].refusals["unregistered"]
-    client = MqttClient(w.platform.client_options("svc:oracle.9", client_id="outsider"))
+    client = MqttClient(w.platform.client_options("svc:oracle.outsider"))
     await client.connect()
     try:
         domain = committee_domain(w.ledger.chain_id, w.hub.address)

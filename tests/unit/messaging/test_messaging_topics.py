@@ -29,7 +29,7 @@ from pervasive.messaging.topics import (
     validate_topic_filter,
 )
 
-device_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+device_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True)
 levels = st.from_regex(r"[a-z0-9_-]{1,8}", fullmatch=True)
 suffixes = st.lists(levels, min_size=1, max_size=4).map("/".join)
 shadow_names = st.from_regex(r"[A-Za-z0-9:_-]{1,12}", fullmatch=True)
@@ -155,14 +155,14 @@ def test_services_get_their_role() -> None:
     assert not may_subscribe("svc:unknown", "pervasive/#")
 
 
-def test_mosquitto_acl_lists_each_identity_once() -> None:
-    text = render_mosquitto_acl(["lock-7", "svc:shadow", "lock-7", "bad/id"])
-    blocks = [b.strip().splitlines() for b in text.split("\n\n") if b.startswith("user ")]
+def test_mosquitto_acl_grants_devices_by_pattern_and_each_service_once() -> None:
+    text = render_mosquitto_acl(["lock-7", "svc:shadow", "lock-7", "bad/id"], denied=["lock-9"])
+    blocks = [b.strip().splitlines() for b in text.split("\n\n") if b.strip()[:1] not in "#"]
     assert blocks == [
         [
-            "user lock-7",
-            "topic readwrite pervasive/devices/lock-7/#",
-            "topic readwrite $aws/things/lock-7/shadow/#",
+            "pattern readwrite pervasive/devices/%u/#",
+            "pattern readwrite $aws/things/%u/shadow/#",
         ],
         ["user svc:shadow", "topic readwrite $aws/things/+/shadow/#"],
+        ["user lock-9", "topic deny #", "topic deny $aws/#"],
     ]

@@ -2,7 +2,7 @@
 
 Each member is the very :class:`~pervasive.crosschain.notary.NotaryService` that
 ``pervasive notary run`` runs in its own process: its own secp256k1 key, SQLite file,
-MQTT session (``svc:notary.m<i>`` with the platform CA's certificate) and HTTP port.
+MQTT session (``svc:notary.<member address>`` with the platform CA's certificate) and HTTP port.
 :func:`start_committee` writes the committee file, funds the members on B_u (member 1
 deploys the contracts, any member may send a penalty), starts them and waits until
 every member serves.
@@ -113,11 +113,11 @@ async def start_committee(
     async with contextlib.AsyncExitStack() as stack:
         members = []
         for member, key in zip(spec.members, keys, strict=True):
-            identity = f"svc:notary.m{member.index}"
-            # the client id names the key, so two committees on one broker never collide
+            # the client id is the certificate's identity: one per member key, so two
+            # committees on one broker never take over each other's sessions
+            identity = f"svc:notary.{member.address.lower().removeprefix('0x')}"
             options = platform.client_options(
-                identity, client_id=f"notary-{member.address.lower()}",
-                outbox=root / f"m{member.index}-outbox.sqlite",
+                identity, outbox=root / f"m{member.index}-outbox.sqlite",
             )  # fmt: skip
             client = MqttClient(options)
             await client.connect()

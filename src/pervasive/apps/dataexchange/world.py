@@ -9,7 +9,7 @@
    DKG, C_sp/C_o/C_u deployed and checked);
 3. the deposits of C and P locked in C_sp under the group key (V-A step 3);
 4. P's device (a cold-room thermometer with its X.509 identity, signing every reading)
-   and P's Sys following it over MQTT as ``svc:exchange``, with ``POST /exchange``;
+   and P's Sys following it over MQTT as ``svc:exchange.<P's address>``, with ``POST /exchange``;
 5. C's client.
 
 Example::
@@ -172,7 +172,7 @@ async def exchange_world(
         # a durable session: readings published while Sys's link is down wait at the broker
         follower_client = MqttClient(
             platform.client_options(
-                "svc:exchange", client_id=f"sys-{provider.address.lower()}",
+                f"svc:exchange.{provider.address.lower().removeprefix('0x')}",
                 outbox=root / "sys-outbox.sqlite",
             )
         )  # fmt: skip

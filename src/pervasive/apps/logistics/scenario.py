@@ -220,8 +220,7 @@ def _node(platform: Platform, world: _World, key: Signer, index: int, root: Path
         max_response_bytes=settings.oracle.max_response_bytes,
     )
     options = platform.client_options(
-        f"svc:oracle.{index}", client_id=f"oracle-{key.address.lower()}",
-        outbox=root / "oracle" / f"oracle-{index}-outbox.sqlite",
+        f"svc:oracle.{index}", outbox=root / "oracle" / f"oracle-{index}-outbox.sqlite",
     )  # fmt: skip
     return OracleNode(
         key=PrivateKey(key.private_key), hub=world.hub.with_signer(key),
