@@ -6,10 +6,25 @@ declaration ``d_s`` is registered on-chain (paper 002), so anyone can check its
 readings. ``register`` makes both; ``revoke`` revokes the certificate and deactivates
 the sensors on-chain. Files live in ``<home>/devices/<id>/``; the CA key needs the
 platform password (``PERVASIVE_PASSWORD`` or the prompt).
+
+``register`` checks every argument before it writes anything, then goes step by step
+so that a failure leaves nothing half done and the same command resumes: the sensor
+key (kept for the retry), the on-chain declaration (skipped when the chain already
+holds it with that key), and last the certificate and its files (issued only once the
+declaration is on-chain; revoked again if its files cannot be written). The sensor key
+is sealed under the platform password unless ``--unattended`` keeps it plain for a
+device that boots with nobody to type a password (mode 0600 in a 0700 folder).
+
+Example::
+
+    pervasive device register container-1 --dev-account 1
+    pervasive device register thermo-1 --sensor thermo --type temperature \
+        --field celsius:int64 --field time:uint64 --unattended
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -18,21 +33,36 @@ import typer
 from rich.table import Table
 
 from pervasive.cli.session import CliState, run, session, state_of
-from pervasive.errors import InvalidInput
+from pervasive.domain.identifiers import validate_device_id
+from pervasive.errors import InvalidInput, UserError
 
 if TYPE_CHECKING:
+    from pervasive.contracts import Registry
+    from pervasive.crypto import PrivateKey
     from pervasive.devices import DeviceFolder, SensorSpec
+    from pervasive.domain import SensorField
+    from pervasive.pki import CertificateAuthority
 
 __all__ = [
     "Account",
     "DevAccount",
+    "RegistrationInterrupted",
     "app",
     "cert",
     "list_devices",
+    "refusals",
     "register",
     "revoke",
     "simulate",
 ]
+
+refusals: Counter[str] = Counter()
+"""Refused device commands of this process by reason (``device_id``, ``sensor``, ``chain``...)."""
+
+
+class RegistrationInterrupted(UserError):
+    """``device register`` stopped part-way (the chain failed): what is done, how to resume."""
+
 
 app = typer.Typer(
     help="Device identities (certificate + on-chain sensor keys) and the device simulator.",
@@ -46,10 +76,19 @@ DevAccount = Annotated[
 ]
 
 
-def _folder(state: CliState, device_id: str) -> DeviceFolder:
+def _folder(state: CliState, device_id: str, *, password: str | None = None) -> DeviceFolder:
     from pervasive.devices import DeviceFolder
 
-    return DeviceFolder(state.settings.path("devices", device_id, "cert.pem").parent)
+    return DeviceFolder(state.settings.path("devices", _device_id(device_id)), password=password)
+
+
+def _device_id(device_id: str) -> str:
+    """The device id, checked by the one rule (before any path is built from it)."""
+    try:
+        return validate_device_id(device_id)
+    except InvalidInput:
+        refusals["device_id"] += 1
+        raise
 
 
 def _sensor_id(device_id: str, sensor: str) -> str:
@@ -85,43 +124,136 @@ def register(
     field: Annotated[
         list[str] | None, typer.Option("--field", help="A declared variable name:type.")
     ] = None,
+    unattended: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the sensor key plain (mode 0600) for a device that boots unattended; "
+            "by default it is encrypted with the platform password."
+        ),
+    ] = False,
     account: Account = None,
     dev_account: DevAccount = None,
 ) -> None:
-    """Issue the device certificate and register its sensor key on-chain.
+    """Register the sensor key on-chain, then issue the device certificate; resumable.
 
     Example: ``pervasive device register container-1 --dev-account 1``.
     """
+    from pervasive.crypto import generate_private_key
     from pervasive.domain import SensorField
+    from pervasive.pki import CertificateAuthority
 
     state = state_of(ctx)
-    spec = _spec(sensor, sensor_type, field)
-    folder = _folder(state, device_id)
-    key = folder.signing_key(sensor)
-    declaration = spec.declaration(key.public_key)
-    sensor_fields = [SensorField.parse(f"{n}:{t}") for n, t in spec.fields]
-
-    async def go() -> str:
-        async with session(state) as s:
-            registry = await s.registry(s.signer(account, dev_account))
-            receipt = await registry.add_sensor(
-                _sensor_id(device_id, sensor), key.public_key.to_bytes(),
-                declaration.sensor_type, sensor_fields,
-            )  # fmt: skip
-            return receipt.transaction_hash
-
-    ca = state.authority()
+    _device_id(device_id)  # first: the id becomes a folder, a CN and a thing name
     try:
-        issued = ca.issue_device(device_id)
-        tx = run(go())
-        ca.write_credentials(issued, folder.path)
+        spec = _spec(sensor, sensor_type, field)
+        sensor_fields = [SensorField.parse(f"{n}:{t}") for n, t in spec.fields]
+    except InvalidInput:
+        refusals["sensor"] += 1
+        raise
+    sensor_id = _sensor_id(device_id, sensor)
+    password = state.password()  # asked once: it opens the CA and seals the sensor key
+    # a wrong platform password stops here, before any write
+    ca = CertificateAuthority.open(state.settings.path("pki", "ca.cert.pem").parent, password)
+    try:
+        folder = _folder(state, device_id, password=None if unattended else password)
+        existed = folder.key_path(sensor).exists()  # a retry reuses the key of the first run
+        key = folder.signing_key(sensor, create=False) if existed else generate_private_key()
+        declaration = spec.declaration(key.public_key)
+
+        async def go() -> str | None:
+            async with session(state) as s:
+                registry = await s.registry(s.signer(account, dev_account))
+                if await _declared(registry, sensor_id, key, spec, sensor_fields):
+                    return None
+                if not existed:  # on disk before the declaration leaves: a retry finds it
+                    folder.store_signing_key(sensor, key)
+                receipt = await registry.add_sensor(
+                    sensor_id, key.public_key.to_bytes(), spec.sensor_type, sensor_fields
+                )
+                return receipt.transaction_hash
+
+        try:
+            tx = run(go())
+        except InvalidInput:
+            raise  # a refusal (sensor id taken, deactivated): nothing was written or sent
+        except UserError as exc:
+            refusals["chain"] += 1
+            raise RegistrationInterrupted(
+                f"{device_id} is not registered, no certificate was issued ({exc}); "
+                f"fix that and run the same command again (it resumes with the same sensor key)"
+            ) from exc
+        serial = _issue_credentials(ca, device_id, folder)
     finally:
         ca.close()
+    chain = f"transaction {tx}" if tx else "already on-chain"
+    certificate = f"certificate {serial}" if serial else "certificate unchanged"
     state.console.print(
-        f"registered device [bold]{device_id}[/bold]: certificate {issued.record.serial_hex} "
-        f"in {folder.path}; sensor {_sensor_id(device_id, sensor)} signs as "
-        f"{declaration.address} (transaction {tx})"
+        f"registered device [bold]{device_id}[/bold]: {certificate} in {folder.path}; "
+        f"sensor {sensor_id} signs as {declaration.address} ({chain})"
     )
+
+
+async def _declared(
+    registry: Registry,
+    sensor_id: str,
+    key: PrivateKey,
+    spec: SensorSpec,
+    fields: list[SensorField],
+) -> bool:
+    """Whether the chain already holds this declaration (a resumed registration).
+
+    Refuses (``InvalidInput``) a sensor id taken by another key or declaration, or
+    deactivated (its device was revoked): nothing has been sent then.
+    """
+    if not await registry.has_sensor(sensor_id):
+        return False
+    current = await registry.get_sensor(sensor_id)
+    if current.public_key != key.public_key.to_bytes():
+        refusals["sensor_taken"] += 1
+        raise InvalidInput(
+            f"sensor {sensor_id} is registered on-chain with another key: "
+            "register the device under another id (or another --sensor name)"
+        )
+    if current.sensor_type != spec.sensor_type or tuple(current.fields) != tuple(fields):
+        refusals["sensor_taken"] += 1
+        raise InvalidInput(
+            f"sensor {sensor_id} is registered on-chain as {current.sensor_type!r} with other "
+            "fields: repeat the command with the --type and --field it was registered with"
+        )
+    if not current.active:
+        refusals["sensor_deactivated"] += 1
+        raise InvalidInput(
+            f"sensor {sensor_id} was deactivated (its device was revoked): "
+            "register the device under a new id"
+        )
+    return True
+
+
+def _issue_credentials(
+    ca: CertificateAuthority, device_id: str, folder: DeviceFolder
+) -> str | None:
+    """Issue and write the certificate unless the folder holds the active one already.
+
+    A certificate that is active but whose files are missing or stale (an earlier run
+    stopped) is rotated; one whose files cannot be written is revoked again, so a
+    retry starts from no active certificate. Returns the new serial, or ``None``.
+    """
+    if ca.credentials_complete(device_id, folder.path):
+        return None
+    if ca.active_certificate(device_id) is not None:
+        issued = ca.rotate(device_id)
+    else:
+        issued = ca.issue_device(device_id)
+    try:
+        ca.write_credentials(issued, folder.path)
+    except OSError as exc:
+        ca.revoke(issued.record.serial)
+        raise RegistrationInterrupted(
+            f"cannot write the credentials of {device_id} in {folder.path} "
+            f"({exc.strerror or exc}); the certificate was revoked again: "
+            "fix that and run the same command again"
+        ) from exc
+    return issued.record.serial_hex
 
 
 @app.command("revoke")
@@ -253,6 +385,8 @@ def simulate(
     plan = SimulationPlan(devices=devices, rate=rate, duration=duration, seed=seed,
                           disconnect_rate=disconnect_rate, offline_seconds=offline_seconds,
                           prefix=prefix)  # fmt: skip
+    for device_id in plan.device_ids():
+        _device_id(device_id)  # the prefix must make valid ids before anything is issued
 
     async def go() -> SimulationReport:
         async with state.platform() as platform:

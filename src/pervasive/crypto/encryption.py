@@ -1,4 +1,4 @@
-"""ECIES on secp256k1: encrypt to an Ethereum account's key (paper 003, section V).
+"""Encryption: ECIES to an account's key (paper 003, section V) and keys sealed under a password.
 
 The data provider of paper 003 posts the data index on the data chain encrypted to the
 consumer, so only the consumer (who paid) can read where the data is; the DKG also
@@ -10,15 +10,22 @@ key, and as GCM associated data, so a ciphertext moved to another context fails.
 
 Ciphertext layout: ``ephemeral public key (33, compressed) || nonce (12) || ct || tag (16)``.
 
+A private key kept at rest (a sensor's signing key) is *sealed* under a password as an
+Ethereum keystore v3 document (scrypt, AES-128-CTR, keccak MAC), the format the
+accounts of ``chain/accounts.py`` use and geth or eth-account read back.
+
 Example::
 
     key = generate_private_key()
     box = encrypt_to(key.public_key, b"cid:bafy...", context=payment_id)
     assert decrypt_with(key, box, context=payment_id) == b"cid:bafy..."
+    sealed = seal_private_key(key, "correct horse")          # keystore v3 JSON, bytes
+    assert unseal_private_key(sealed, "correct horse") == key
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import coincurve
@@ -26,11 +33,20 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eth_account import Account
 
 from pervasive.crypto.keys import PrivateKey, PublicKey, generate_private_key
-from pervasive.errors import InvalidInput
+from pervasive.errors import InvalidInput, KeystoreError
 
-__all__ = ["ECIES_OVERHEAD", "decrypt_with", "encrypt_to"]
+__all__ = [
+    "ECIES_OVERHEAD",
+    "SEALED_KDF_ITERATIONS",
+    "decrypt_with",
+    "encrypt_to",
+    "is_sealed",
+    "seal_private_key",
+    "unseal_private_key",
+]
 
 _INFO_TAG = b"pervasive.ecies.secp256k1.aes256gcm.v1"
 _PUBLIC_KEY_SIZE = 33
@@ -106,3 +122,51 @@ def decrypt_with(private_key: PrivateKey, ciphertext: bytes, *, context: bytes) 
         raise InvalidInput(
             "cannot decrypt: wrong key or context, or the ciphertext was altered"
         ) from exc
+
+
+SEALED_KDF_ITERATIONS = 2**15
+"""scrypt ``n`` of a sealed key: 32 MiB and about 0.1 s, which a small device can afford.
+
+The accounts keep eth-account's 2**18 (256 MiB), more than many devices have.
+"""
+
+
+def seal_private_key(
+    key: PrivateKey, password: str, *, kdf_iterations: int = SEALED_KDF_ITERATIONS
+) -> bytes:
+    """``key`` encrypted under ``password`` as a keystore v3 JSON document (UTF-8 bytes).
+
+    Example: ``Path("lock.key").write_bytes(seal_private_key(key, "s3cret"))``.
+    """
+    if not password:
+        raise KeystoreError("refusing to seal a key under an empty password")
+    document = Account.encrypt(key.secret, password, kdf="scrypt", iterations=kdf_iterations)
+    return json.dumps(document).encode()
+
+
+def is_sealed(data: bytes) -> bool:
+    """Whether ``data`` looks like a sealed key (a JSON object) rather than a plain hex key.
+
+    Example: ``is_sealed(seal_private_key(key, "pw"))`` is ``True``.
+    """
+    return data.lstrip().startswith(b"{")
+
+
+def unseal_private_key(sealed: bytes, password: str) -> PrivateKey:
+    """The key sealed by :func:`seal_private_key`; one-line :class:`KeystoreError` otherwise.
+
+    Example: ``unseal_private_key(Path("lock.key").read_bytes(), "s3cret").address``.
+    """
+    try:
+        document = json.loads(sealed)
+    except (ValueError, UnicodeDecodeError):
+        raise KeystoreError("the sealed key is not a keystore JSON document (corrupt?)") from None
+    if not isinstance(document, dict) or not isinstance(document.get("crypto"), dict):
+        raise KeystoreError("the sealed key is not a keystore v3 document (corrupt?)")
+    try:
+        secret = Account.decrypt(document, password)
+    except ValueError:  # eth-keyfile's "MAC mismatch" (a ValueError subclass)
+        raise KeystoreError("cannot unseal the key: wrong password") from None
+    except (KeyError, TypeError):
+        raise KeystoreError("the sealed key is missing keystore fields (corrupt?)") from None
+    return PrivateKey(bytes(secret))

@@ -12,6 +12,7 @@ Example::
 
     location = SensorSpec("location", "location", (("cell", "string"), ("time", "uint64")))
     location.declaration(key.public_key)       # SensorDeclaration
+    validate_sensor_name("Bad/Name")           # InvalidInput: sensor name ... is invalid
     sensor_topic("container-1", "location")    # 'pervasive/devices/container-1/sensors/location'
 """
 
@@ -34,6 +35,7 @@ __all__ = [
     "SensorSpec",
     "parse_sensor_topic",
     "sensor_topic",
+    "validate_sensor_name",
 ]
 
 SENSOR_LEVEL = "sensors"
@@ -50,6 +52,14 @@ def _check_name(kind: str, name: str) -> str:
             "starting with a letter"
         )
     return name
+
+
+def validate_sensor_name(name: str) -> str:
+    """Return ``name`` if it can name a sensor (topic level, key file, on-chain id suffix).
+
+    Example: ``validate_sensor_name("location")`` returns ``'location'``.
+    """
+    return _check_name("sensor", name)
 
 
 @dataclass(frozen=True)

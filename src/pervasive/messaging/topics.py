@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pervasive.domain import identifiers
 from pervasive.errors import InvalidInput
 
 __all__ = [
@@ -53,7 +54,6 @@ SHADOW_RESULTS = ("accepted", "rejected", "delta", "documents")
 
 # Device ids double as certificate CNs, MQTT usernames, topic levels and AWS thing
 # names, so they must be safe in all four: no '/', '+', '#', whitespace or '$'.
-_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _SERVICE_ID = re.compile(r"svc:([a-z][a-z0-9-]{0,31})(?:\.([A-Za-z0-9_-]{1,64}))?")
 _SHADOW_NAME = re.compile(r"[A-Za-z0-9:_-]{1,64}")
 _MAX_TOPIC_BYTES = 65535
@@ -62,14 +62,11 @@ _MAX_TOPIC_BYTES = 65535
 def validate_device_id(device_id: str) -> str:
     """Return ``device_id`` if it can name a device, else raise ``InvalidInput``.
 
+    The one rule of :mod:`pervasive.domain.identifiers` (the CA and the shadow agree).
+
     Example: ``validate_device_id("lock-7")`` returns ``'lock-7'``.
     """
-    if not isinstance(device_id, str) or not _DEVICE_ID.fullmatch(device_id):
-        raise InvalidInput(
-            f"device id {device_id!r} is invalid: use 1-128 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit"
-        )
-    return device_id
+    return identifiers.validate_device_id(device_id)
 
 
 def is_service_identity(identity: str) -> bool:

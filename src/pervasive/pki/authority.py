@@ -24,8 +24,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,13 +33,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pervasive.domain.identifiers import validate_device_id
 from pervasive.errors import ConfigError, InternalError, InvalidInput, KeystoreError, NotFound
 from pervasive.messaging.tls import BrokerCredentials, ClientCredentials
-from pervasive.messaging.topics import (
-    is_service_identity,
-    validate_device_id,
-    validate_identity,
-)
+from pervasive.messaging.topics import is_service_identity, validate_identity
 from pervasive.pki.certificates import (
     BACKDATE,
     build_ca_certificate,
@@ -50,6 +46,7 @@ from pervasive.pki.certificates import (
     new_private_key,
     private_key_pem,
 )
+from pervasive.pki.files import private_folder, write_private, write_public
 from pervasive.pki.index import SCHEMA, CertificateIndex
 from pervasive.pki.records import (
     CertificateKind,
@@ -74,26 +71,6 @@ CRL_VALIDITY = timedelta(days=30)
 BROKER_HOSTS = ("127.0.0.1", "localhost")
 
 
-def _temporary(path: Path) -> Path:
-    """A temporary name beside ``path`` no other process uses.
-
-    Several processes of one data directory (oracle nodes, notary members) open the CA
-    at once and rewrite the CRL: with one shared ``.tmp`` name, one's ``os.replace``
-    found the file already moved by another.
-    """
-    return path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` readable by the owner only, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary(path)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, path)
-
-
 def _subject_hosts(certificate: x509.Certificate) -> set[str]:
     """The host names and addresses a server certificate names (its SANs)."""
     try:
@@ -103,13 +80,6 @@ def _subject_hosts(certificate: x509.Certificate) -> set[str]:
     return {str(value) for value in names.value.get_values_for_type(x509.DNSName)} | {
         str(value) for value in names.value.get_values_for_type(x509.IPAddress)
     }
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary(path)
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
 
 
 class CertificateAuthority:
@@ -132,6 +102,8 @@ class CertificateAuthority:
         self._clock = clock
         self._crl_validity = crl_validity
         self._listeners: list[Callable[[], None]] = []
+        self.refusals: Counter[str] = Counter()
+        """Refused requests by reason (``device_id``, ``service_id``, ``active``, ...)."""
 
     @classmethod
     def open(
@@ -169,8 +141,8 @@ class CertificateAuthority:
         else:
             key = new_private_key()
             certificate = build_ca_certificate(key, name, clock(), CA_VALIDITY)
-            _write_public(cert_path, certificate_pem(certificate))
-            _write_private(key_path, private_key_pem(key, password.encode()))
+            write_public(cert_path, certificate_pem(certificate))
+            write_private(key_path, private_key_pem(key, password.encode()))
         index = CertificateIndex(open_database(directory / "index.sqlite", schema=SCHEMA))
         authority = cls(
             directory,
@@ -212,7 +184,11 @@ class CertificateAuthority:
 
         Example: ``ca.issue_device("lock-7", validity=timedelta(days=90))``.
         """
-        validate_device_id(device_id)
+        try:
+            validate_device_id(device_id)
+        except InvalidInput:
+            self.refusals["device_id"] += 1
+            raise
         return self._issue(device_id, CertificateKind.DEVICE, validity, public_key)
 
     def issue_service(
@@ -222,9 +198,13 @@ class CertificateAuthority:
 
         Example: ``ca.issue_service("svc:shadow")``.
         """
-        if not is_service_identity(identity):
-            raise InvalidInput(f"service identities start with 'svc:', got {identity!r}")
-        validate_identity(identity)
+        try:
+            if not is_service_identity(identity):
+                raise InvalidInput(f"service identities start with 'svc:', got {identity!r}")
+            validate_identity(identity)
+        except InvalidInput:
+            self.refusals["service_id"] += 1
+            raise
         return self._issue(identity, CertificateKind.SERVICE, validity, None)
 
     def issue_server(
@@ -261,6 +241,7 @@ class CertificateAuthority:
         now = self._clock()
         active = [r for r in self._index.by_name(cn) if r.status(now) is CertificateStatus.ACTIVE]
         if kind is not CertificateKind.SERVER and replacing is None and active:
+            self.refusals["active"] += 1
             raise InvalidInput(
                 f"{cn!r} already holds an active certificate (serial {active[0].serial_hex}); "
                 "rotate it instead of issuing a second one"
@@ -441,11 +422,15 @@ class CertificateAuthority:
 
         Example: ``ca.write_crl()``.
         """
-        _write_public(self.crl_file, self.crl_pem())
+        write_public(self.crl_file, self.crl_pem())
         return self.crl_file
 
     def write_credentials(self, issued: IssuedCertificate, directory: Path) -> ClientCredentials:
-        """Write ``cert.pem``, ``key.pem`` (mode 0600) and ``ca.pem`` for a device or service.
+        """Write ``cert.pem``, ``key.pem`` (mode 0600) and ``ca.pem`` in ``directory`` (0700).
+
+        The key is written before the certificate, so a ``cert.pem`` that names the
+        active certificate means the set is complete (a crash in between leaves the
+        old certificate, which :meth:`credentials_complete` reports as stale).
 
         Example: ``creds = ca.write_credentials(ca.issue_device("lock-7"), Path("lock-7"))``.
         """
@@ -454,15 +439,39 @@ class CertificateAuthority:
                 f"the key of {issued.common_name!r} was generated by the device; "
                 "only its certificate can be written"
             )
-        directory.mkdir(parents=True, exist_ok=True)
-        _write_public(directory / "cert.pem", issued.certificate_pem)
-        _write_private(directory / "key.pem", issued.private_key_pem)
-        _write_public(directory / "ca.pem", certificate_pem(self.certificate))
+        private_folder(directory)
+        write_public(directory / "ca.pem", certificate_pem(self.certificate))
+        write_private(directory / "key.pem", issued.private_key_pem)
+        write_public(directory / "cert.pem", issued.certificate_pem)
         return ClientCredentials(
             ca_file=directory / "ca.pem",
             cert_file=directory / "cert.pem",
             key_file=directory / "key.pem",
         )
+
+    def active_certificate(self, common_name: str) -> CertificateRecord | None:
+        """The active certificate of ``common_name`` (newest), or ``None``.
+
+        Example: ``ca.active_certificate("lock-7").serial_hex``.
+        """
+        now = self._clock()
+        active = [
+            r for r in self._index.by_name(common_name) if r.status(now) is CertificateStatus.ACTIVE
+        ]
+        return active[-1] if active else None
+
+    def credentials_complete(self, common_name: str, directory: Path) -> bool:
+        """Whether ``directory`` holds ``key.pem``, ``ca.pem`` and the *active* ``cert.pem``.
+
+        A folder left half-written, or holding a revoked or superseded certificate, is not.
+
+        Example: ``ca.credentials_complete("lock-7", home / "devices" / "lock-7")``.
+        """
+        record = self.active_certificate(common_name)
+        cert, key, ca = directory / "cert.pem", directory / "key.pem", directory / "ca.pem"
+        if record is None or not (key.is_file() and ca.is_file() and cert.is_file()):
+            return False
+        return cert.read_bytes() == record.certificate_pem
 
     def client_credentials(self, identity: str, root: Path) -> ClientCredentials:
         """TLS files for a device or ``svc:`` identity under ``root``, issued once.
@@ -472,6 +481,7 @@ class CertificateAuthority:
 
         Example: ``creds = ca.client_credentials("svc:shadow", home / "mqtt")``.
         """
+        validate_identity(identity)
         folder = root / identity.replace(":", "_")
         files = (folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
         if all(path.is_file() for path in files) and identity in self.active_identities():
@@ -505,7 +515,7 @@ class CertificateAuthority:
 
         Example: ``ca.server_credentials("gateway").server_ssl_context()``.
         """
-        folder = self.directory / service
+        folder = private_folder(self.directory / service)
         cert_path, key_path = folder / "server.cert.pem", folder / "server.key.pem"
         fresh = renew or not cert_path.exists() or not key_path.exists()
         if not fresh:
@@ -516,8 +526,8 @@ class CertificateAuthority:
             issued = self.issue_server(hosts, service=service)
             if issued.private_key_pem is None:
                 raise InternalError("a server certificate was issued without its key")
-            _write_public(cert_path, issued.certificate_pem)
-            _write_private(key_path, issued.private_key_pem)
+            write_public(cert_path, issued.certificate_pem)
+            write_private(key_path, issued.private_key_pem)
         return BrokerCredentials(
             ca_file=self.ca_file, cert_file=cert_path, key_file=key_path, crl_file=self.crl_file
         )
