@@ -34,7 +34,7 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │   ├── SpecError                 service.spec: a spec is malformed or does not fit its contract
 │   │   └── _Failure                  shadow.protocol, private: a parser's rejection
 │   ├── ReplayedMessage               a sequence number or nonce seen before
-│   │   └── DuplicateShadowRequest    shadow.store: an update already applied (QoS 1 redelivery)
+│   │   └── DuplicateShadowRequest    shadow.store: a request (clientToken and payload) already applied
 │   ├── NotFound (LookupError)        an entity, deployment or record does not exist
 │   ├── ChainUnavailable              the node cannot be reached or started
 │   │   └── LitecoinUnavailable       crosschain.errors: litecoind cannot be started or reached
@@ -73,6 +73,8 @@ PervasiveError                        root of every error pervasive raises on pu
 │   ├── _Refused                      warehouse, private: a refusal on its way to a DoorDecision
 │   │ service/deployment.py
 │   ├── DeploymentRefused             a deploy or upgrade would break a service's history or data
+│   │ cli/device.py
+│   ├── RegistrationInterrupted       device register stopped part-way; rerun to resume
 │   │ apps/logistics/scenario.py
 │   ├── DemoStalled                   a step of the logistics case study did not happen in time
 │   │ crosschain/litecoin/rpc.py

@@ -229,6 +229,7 @@ class Platform:
             self._check_open()
             if self._broker is None:
                 from pervasive.messaging import admission_watch, admitted_file, create_broker
+                from pervasive.messaging.mosquitto import BROKER_ADMIN_IDENTITY
 
                 ca = self.authority
                 broker = create_broker(
@@ -236,6 +237,7 @@ class Platform:
                     ca.broker_credentials(),
                     ca.active_identities,
                     directory=self.root / "mosquitto",
+                    admin=lambda: ca.client_credentials(BROKER_ADMIN_IDENTITY, self.root / "mqtt"),
                 )
                 await self._stack.enter_async_context(broker)
                 if self._shared:
@@ -264,7 +266,7 @@ class Platform:
                 from pervasive.shadow import ShadowCore, ShadowService, ShadowStore
 
                 broker = await self.broker()
-                options = self.client_options(SHADOW_IDENTITY)
+                options = self.client_options(SHADOW_IDENTITY, manual_ack=True)
                 await broker.settle()
                 store = ShadowStore.open(self.settings.path("shadow.sqlite"))
                 self._stack.callback(store.close)

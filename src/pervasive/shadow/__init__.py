@@ -18,7 +18,7 @@ from pervasive.shadow.core import (
     ShadowPolicy,
     ShadowRecord,
 )
-from pervasive.shadow.limits import ThingRateLimiter
+from pervasive.shadow.limits import InFlightLimit, ThingRateLimiter
 from pervasive.shadow.protocol import Operation, ShadowError, ShadowKey
 from pervasive.shadow.service import REQUEST_FILTERS, ShadowService
 from pervasive.shadow.store import DuplicateShadowRequest, ShadowStore, StaleShadowWrite
@@ -29,6 +29,7 @@ __all__ = [
     "DeltaHandler",
     "DeltaTracker",
     "DuplicateShadowRequest",
+    "InFlightLimit",
     "Operation",
     "OutboundMessage",
     "Outcome",

@@ -1,22 +1,67 @@
-"""The per-thing rate limiter of the shadow service (sans-I/O).
+"""The request limits of the shadow service (sans-I/O): rate per thing, requests in flight.
 
 The limits themselves are the ``[shadow]`` settings (:class:`pervasive.config.ShadowSettings`).
 Their defaults follow the AWS IoT Device Shadow quotas: 8 KB of ``desired`` + ``reported``
 (metadata not counted), 6 levels of nesting inside a section, a 64-byte client
-token, 128 KB MQTT payloads, 20 requests per second per thing, and a deleted
-shadow's version kept for 48 hours.
+token, 128 KB MQTT payloads, 20 requests per second per thing, 10 requests in
+flight, and a deleted shadow's version kept for 48 hours.
+
+AWS counts requests in flight per connection; a subscriber is not told which
+connection published a request (MQTT 3.1.1), so :class:`InFlightLimit` counts them
+per shadow. A device may touch only its own thing's shadows, so for a device's
+requests the two are the same; an application sharing a shadow shares its 10.
 
 Example::
 
     limiter = ThingRateLimiter(ShadowSettings(requests_per_second=2, burst=2))
     [limiter.allow("lock-1", now=0.0) for _ in range(3)]   # [True, True, False]
+    in_flight = InFlightLimit(2)
+    [in_flight.take("lock-1") for _ in range(3)]            # [True, True, False]
+    in_flight.done("lock-1"); in_flight.take("lock-1")      # True
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Hashable
+
 from pervasive.config import ShadowSettings
 
-__all__ = ["ThingRateLimiter"]
+__all__ = ["InFlightLimit", "ThingRateLimiter"]
+
+
+class InFlightLimit:
+    """At most ``limit`` requests per key taken and not yet answered (429 beyond)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._taken: Counter[Hashable] = Counter()
+
+    def take(self, key: Hashable) -> bool:
+        """Count one more request of ``key`` in flight; ``False`` (nothing counted) means 429.
+
+        Example: ``if not in_flight.take(shadow_key): refuse(...)``.
+        """
+        if self._taken[key] >= self.limit:
+            return False
+        self._taken[key] += 1
+        return True
+
+    def done(self, key: Hashable) -> None:
+        """``key``'s oldest request taken is answered (memory stays bounded by busy keys).
+
+        Example: ``in_flight.done(shadow_key)`` once its answer is out.
+        """
+        self._taken[key] -= 1
+        if self._taken[key] <= 0:
+            del self._taken[key]
+
+    def count(self, key: Hashable) -> int:
+        """Requests of ``key`` in flight now.
+
+        Example: ``in_flight.count(shadow_key)``.
+        """
+        return self._taken.get(key, 0)
 
 
 class ThingRateLimiter:

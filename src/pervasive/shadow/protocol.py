@@ -29,6 +29,7 @@ __all__ = [
     "INTERNAL_FAILURE",
     "PAYLOAD_TOO_LARGE",
     "THING_NOT_FOUND",
+    "TOO_MANY_IN_FLIGHT",
     "TOO_MANY_REQUESTS",
     "UNAUTHORIZED",
     "VERSION_CONFLICT",
@@ -100,6 +101,9 @@ _UNSUPPORTED_ENCODING = ShadowError(
     415, "Unsupported documented encoding; supported encoding is UTF-8"
 )
 TOO_MANY_REQUESTS = ShadowError(429, "Too many requests")
+TOO_MANY_IN_FLIGHT = ShadowError(
+    429, "Too many requests in flight; wait for the answers before sending more"
+)
 INTERNAL_FAILURE = ShadowError(500, "Internal service failure")
 
 

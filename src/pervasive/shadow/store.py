@@ -6,12 +6,20 @@ together or not at all. Replies stay in the outbox until :meth:`ShadowStore.mark
 so a crash between commit and publish re-publishes them on restart instead of
 losing them; a crash before commit loses nothing that was acknowledged.
 
+A write made for a request with a ``clientToken`` also keeps that request's answer
+(its ``/accepted`` reply) for ``duplicate_window`` seconds, keyed by operation,
+token and payload digest: the same request again (a QoS 1 redelivery, or a device
+retrying after its timeout) is answered from :meth:`ShadowStore.answered`, never
+applied twice.
+
 Example::
 
     store = ShadowStore.open(settings.path("shadow.sqlite"))
     record = store.load(ShadowKey("lock-1"))
-    ids = store.commit(new_record, previous=record, messages=outcome.messages)
+    ids = store.commit(new_record, previous=record, messages=outcome.messages,
+                       request_id="update:t-1:<sha256 of the payload>")
     store.mark_sent(ids)
+    store.answered(ShadowKey("lock-1"), "update:t-1:<sha256>", now=now)  # the /accepted reply
 """
 
 from __future__ import annotations
@@ -39,14 +47,17 @@ CREATE TABLE IF NOT EXISTS shadow (
     document TEXT NOT NULL,         -- desired, reported and their metadata
     PRIMARY KEY (thing, shadow)
 );
-CREATE TABLE IF NOT EXISTS shadow_request (
+DROP TABLE IF EXISTS shadow_request;  -- its predecessor kept request ids without answers
+CREATE TABLE IF NOT EXISTS shadow_answer (
     thing TEXT NOT NULL,
     shadow TEXT NOT NULL,
-    request TEXT NOT NULL,          -- clientToken and payload hash of an applied update
+    request TEXT NOT NULL,          -- operation, clientToken and payload hash of an applied request
     received_at REAL NOT NULL,
+    topic TEXT NOT NULL,            -- the answer the requester got: <operation>/accepted
+    payload BLOB NOT NULL,
     PRIMARY KEY (thing, shadow, request)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS shadow_request_age ON shadow_request (received_at);
+CREATE INDEX IF NOT EXISTS shadow_answer_age ON shadow_answer (received_at);
 CREATE TABLE IF NOT EXISTS shadow_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
@@ -60,14 +71,14 @@ class StaleShadowWrite(UserError):
 
 
 class DuplicateShadowRequest(ReplayedMessage):
-    """The same update (client token and payload) was already applied: a QoS 1 redelivery."""
+    """The same request (operation, client token and payload) was already applied."""
 
 
 class ShadowStore:
     """Shadows and pending replies in one SQLite database.
 
-    ``duplicate_window`` is how long (seconds) an applied update's request id is
-    remembered to recognise redeliveries.
+    ``duplicate_window`` is how long (seconds) an applied request's id and answer are
+    remembered to recognise redeliveries and retries.
     """
 
     def __init__(
@@ -125,10 +136,11 @@ class ShadowStore:
     ) -> list[int]:
         """Store ``record`` if the row still equals ``previous``; queue ``messages``.
 
-        Returns the outbox ids to pass to :meth:`mark_sent` once published. Raises
-        :class:`StaleShadowWrite` when someone else wrote the shadow in between, and
-        :class:`DuplicateShadowRequest` when ``request_id`` was applied within the
-        duplicate window (nothing is written then).
+        Returns the outbox ids to pass to :meth:`mark_sent` once published. With a
+        ``request_id``, the first of ``messages`` is kept as that request's answer (see
+        :meth:`answered`). Raises :class:`StaleShadowWrite` when someone else wrote the
+        shadow in between, and :class:`DuplicateShadowRequest` when ``request_id`` was
+        applied within the duplicate window (nothing is written then).
 
         Example: ``ids = store.commit(outcome.record, previous=loaded, messages=outcome.messages)``.
         """
@@ -144,8 +156,8 @@ class ShadowStore:
         )
         values = (record.version, int(record.exists), record.updated_at, document)
         with transaction(self._db):
-            if request_id is not None:
-                self._remember(key, request_id, record.updated_at)
+            if request_id is not None and messages:
+                self._remember(key, request_id, record.updated_at, messages[0])
             if previous is None:
                 cursor = self._db.execute(
                     "INSERT OR IGNORE INTO shadow"
@@ -175,19 +187,34 @@ class ShadowStore:
             ]
         return ids
 
-    def _remember(self, key: ShadowKey, request_id: str, now: float) -> None:
+    def _remember(
+        self, key: ShadowKey, request_id: str, now: float, answer: OutboundMessage
+    ) -> None:
         self._db.execute(
-            "DELETE FROM shadow_request WHERE received_at < ?", (now - self._duplicate_window,)
+            "DELETE FROM shadow_answer WHERE received_at < ?", (now - self._duplicate_window,)
         )
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO shadow_request (thing, shadow, request, received_at)"
-            " VALUES (?, ?, ?, ?)",
-            (key.thing, key.shadow or "", request_id, now),
+            "INSERT OR IGNORE INTO shadow_answer"
+            " (thing, shadow, request, received_at, topic, payload) VALUES (?, ?, ?, ?, ?, ?)",
+            (key.thing, key.shadow or "", request_id, now, answer.topic, answer.payload),
         )
         if cursor.rowcount != 1:
             raise DuplicateShadowRequest(
-                f"update {request_id} of {key.prefix} was already applied; not applying it again"
+                f"request {request_id} of {key.prefix} was already applied; answer it with "
+                "ShadowStore.answered, do not apply it again"
             )
+
+    def answered(self, key: ShadowKey, request_id: str, *, now: float) -> OutboundMessage | None:
+        """The answer committed for ``request_id`` within the duplicate window, or ``None``.
+
+        Example: ``store.answered(ShadowKey("lock-1"), request_id, now=clock())``.
+        """
+        row = self._db.execute(
+            "SELECT topic, payload FROM shadow_answer"
+            " WHERE thing=? AND shadow=? AND request=? AND received_at >= ?",
+            (key.thing, key.shadow or "", request_id, now - self._duplicate_window),
+        ).fetchone()
+        return None if row is None else OutboundMessage(row[0], bytes(row[1]))
 
     def pending(self) -> list[tuple[int, OutboundMessage]]:
         """Replies committed but not yet marked sent, oldest first.
