@@ -23,7 +23,9 @@ from pervasive.chain.rpc import (
 )
 from pervasive.chain.transactions import (
     ContractCall,
+    Finality,
     PendingTransaction,
+    Settlement,
     TransactionManager,
     already_sent,
     nonce_too_low,
@@ -37,6 +39,7 @@ __all__ = [
     "ContractCall",
     "DecodedTransaction",
     "EventFollower",
+    "Finality",
     "FollowerError",
     "Keystore",
     "Ledger",
@@ -48,6 +51,7 @@ __all__ = [
     "Receipt",
     "RequestRefused",
     "RpcClient",
+    "Settlement",
     "Signer",
     "TransactionManager",
     "TransactionRefused",

@@ -15,11 +15,28 @@ transaction never leaves a gap or a duplicate:
 
 Signing is local (:mod:`pervasive.chain.signing`, ~0.1 ms) and :meth:`submit_many`
 sends whole JSON-RPC batches, so thousands of calls a second leave one process.
+
+Reorganisations: a sender that must not lose a transaction (a payment, a node's
+update) signs it with :meth:`~TransactionManager.prepare`, stores the signed bytes,
+sends them with :meth:`~TransactionManager.broadcast` and asks
+:meth:`~TransactionManager.settle` until the receipt is ``confirmations`` blocks deep in
+the canonical chain. A receipt a
+reorganisation took away makes ``settle`` send the same bytes again (one nonce: they
+are applied at most once); if another transaction took that nonce meanwhile, ours can
+never be mined and ``settle`` says so (:attr:`Finality.DISPLACED`).
+
+Example::
+
+    pending = await manager.prepare(call)
+    store(pending.hashes[0], pending.raw)              # before anything leaves
+    await manager.broadcast(pending.hashes[0], pending.raw)
+    settled = await manager.wait_final(pending.hashes[0], pending.raw, confirmations=2)
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import math
 import re
 from collections.abc import Sequence
@@ -32,11 +49,13 @@ from pervasive.chain.accounts import Signer
 from pervasive.chain.records import Receipt
 from pervasive.chain.rpc import RpcClient, TransactionRefused
 from pervasive.chain.signing import SignedTransaction, UnsignedTransaction, sign_transaction
-from pervasive.errors import ChainUnavailable, TransactionTimeout
+from pervasive.errors import ChainUnavailable, NotFound, TransactionReverted, TransactionTimeout
 
 __all__ = [
     "ContractCall",
+    "Finality",
     "PendingTransaction",
+    "Settlement",
     "TransactionManager",
     "already_sent",
     "nonce_too_low",
@@ -47,6 +66,7 @@ _FEE_REFRESH_SECONDS = 2.0
 _SEND_RETRIES = (0.1, 0.3, 1.0)  # seconds between re-sends of the same bytes
 _ALREADY_SENT = ("already known", "already imported", "known transaction")
 _BATCH_TIMEOUT = 5.0  # seconds; a late batch is re-sent (the same bytes, so harmless)
+_SETTLE_POLL = (0.05, 1.0)  # seconds between looks in wait_final: first, then at most
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,30 @@ class PendingTransaction:
     hashes: list[str] = field(default_factory=list)
     raw: bytes = b""
     """The signed bytes first sent: what a counterparty keeps as evidence (paper 003)."""
+
+
+class Finality(enum.Enum):
+    """Where a sent transaction stands on the canonical chain (``TransactionManager.settle``)."""
+
+    FINAL = "final"
+    """Mined in a canonical block with at least ``confirmations`` blocks on top."""
+    CONFIRMING = "confirming"
+    """Mined in a canonical block, not deep enough yet."""
+    PENDING = "pending"
+    """No receipt; the node holds the signed bytes (sent again if it had lost them)."""
+    DISPLACED = "displaced"
+    """No receipt, and another transaction used its nonce: it can never be mined."""
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """One look at a sent transaction: where it stands, its receipt, whether it was re-sent."""
+
+    finality: Finality
+    receipt: Receipt | None = None
+    resent: bool = False
+    """No receipt was found and the node took the same signed bytes again (a reorganisation
+    dropped the transaction, or the node's pool lost it)."""
 
 
 class TransactionManager:
@@ -148,14 +192,20 @@ class TransactionManager:
 
         For a sender that stores the signed bytes before broadcasting them, so that a
         restart re-sends exactly those (one nonce: at most one of them is ever mined).
-        The nonce is the node's pending count, not this manager's reservation: do not
-        mix it with :meth:`send` for the same account at the same time.
+        The nonce is the node's pending count, or above it when this manager has reserved
+        nonces for transactions it is still sending, so :meth:`send` of the same manager
+        never reuses it. Another process sending from the same account may take it: then
+        :meth:`settle` reports :attr:`Finality.DISPLACED`.
 
         Example: ``pending = await manager.prepare(call); store(pending.raw, pending.hashes[0])``.
         """
         gas = await self._gas_for(call)
         fees = await self.rpc.fees()
-        nonce = await self.rpc.nonce(self.signer.address)
+        async with self._nonce_lock:
+            nonce = await self.rpc.nonce(self.signer.address)
+            if self._nonce is not None:
+                nonce = max(nonce, self._nonce)
+            self._nonce = nonce + 1
         signed = self._sign(call, nonce, gas, fees)
         return PendingTransaction(
             call=call, nonce=nonce, gas=gas, fees=fees, hashes=[signed.hash_hex], raw=signed.raw
@@ -215,6 +265,94 @@ class TransactionManager:
         Example: ``address = (await manager.deploy(bytecode)).contract_address``.
         """
         return await self.transact(ContractCall(to=None, data=bytecode, value=value, gas=gas))
+
+    # -- reorganisation-safe sending ---------------------------------------------------
+    async def broadcast(self, tx_hash: str, raw: bytes) -> None:
+        """Send signed bytes made by :meth:`prepare` (again, harmlessly, if the node has them).
+
+        Raises :class:`TransactionRefused` (e.g. its nonce was used by another transaction)
+        or :class:`ChainUnavailable`; the bytes stay valid, :meth:`settle` sends them again.
+
+        Example: ``await manager.broadcast(pending.hashes[0], pending.raw)``.
+        """
+        try:
+            await self.rpc.send_raw(raw)
+        except TransactionRefused as refused:
+            if already_sent(refused.message):
+                return
+            if nonce_too_low(refused.message) and await self.rpc.receipt(tx_hash) is not None:
+                return  # mined meanwhile: the node saw these very bytes before
+            raise TransactionRefused(refused.message, tx_hash=tx_hash) from refused
+
+    async def settle(self, tx_hash: str, raw: bytes, *, confirmations: int) -> Settlement:
+        """Look once where the transaction ``tx_hash`` (signed bytes ``raw``) stands.
+
+        Final when its receipt's block is canonical with ``confirmations`` blocks on top
+        (0: the receipt alone). Without a receipt (never mined, or reorganised away) the
+        same bytes are sent again; a node answering that the nonce is used and still no
+        receipt means another transaction took the nonce (:attr:`Finality.DISPLACED`).
+        A final receipt that reverted raises :class:`TransactionReverted` with the reason.
+
+        Example: ``if (await manager.settle(h, raw, confirmations=2)).finality is Finality.FINAL``.
+        """
+        receipt = await self.rpc.receipt(tx_hash)
+        if receipt is not None and confirmations > 0:
+            try:
+                canonical = await self.rpc.block(receipt.block_number)
+            except NotFound:
+                canonical = None
+            if canonical is None or canonical.hash != receipt.block_hash:
+                receipt = None  # the node's index still names a block off the chain
+        if receipt is not None:
+            if await self.rpc.block_number() < receipt.block_number + confirmations:
+                return Settlement(Finality.CONFIRMING, receipt)
+            if not receipt.succeeded:
+                await self.rpc.wait_for_receipt([tx_hash])  # raises with the decoded reason
+                raise TransactionReverted(None, tx_hash=tx_hash)
+            return Settlement(Finality.FINAL, receipt)
+        try:
+            await self.rpc.send_raw(raw)
+        except TransactionRefused as refused:
+            if already_sent(refused.message):
+                return Settlement(Finality.PENDING)
+            if not nonce_too_low(refused.message):
+                raise TransactionRefused(refused.message, tx_hash=tx_hash) from refused
+            if await self.rpc.receipt(tx_hash) is not None:  # mined between the two looks
+                return await self.settle(tx_hash, raw, confirmations=confirmations)
+            return Settlement(Finality.DISPLACED)
+        return Settlement(Finality.PENDING, resent=True)
+
+    async def wait_final(
+        self, tx_hash: str, raw: bytes, *, confirmations: int, timeout: float | None = None
+    ) -> Settlement:
+        """:meth:`settle` until the transaction is final or displaced; count the re-sends.
+
+        Raises :class:`TransactionTimeout` after ``timeout`` (the ledger's
+        ``receipt_timeout``) seconds; the bytes stay valid for a later call.
+
+        Example: ``receipt = (await manager.wait_final(h, raw, confirmations=2)).receipt``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout or self.rpc.options.receipt_timeout)
+        delay, resent = _SETTLE_POLL[0], False
+        while True:
+            settled = await self.settle(tx_hash, raw, confirmations=confirmations)
+            resent = resent or settled.resent
+            if settled.finality in (Finality.FINAL, Finality.DISPLACED):
+                return Settlement(settled.finality, settled.receipt, resent)
+            if loop.time() > deadline:
+                where = (
+                    f"mined in block {settled.receipt.block_number}, not yet {confirmations} "
+                    "blocks deep"
+                    if settled.receipt
+                    else "not mined"
+                )
+                raise TransactionTimeout(
+                    f"transaction {tx_hash} is {where}; its signed bytes stay valid: "
+                    "check it again later"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _SETTLE_POLL[1])
 
     async def _replace(self, pending: PendingTransaction) -> None:
         network = await self.rpc.fees()

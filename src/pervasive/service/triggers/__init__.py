@@ -8,6 +8,7 @@ from pervasive.service.triggers.actions import (
     ALREADY_PAID,
     CallbackAction,
     SendMoney,
+    TransactionAction,
     TriggerAction,
 )
 from pervasive.service.triggers.conditions import CoLocated, Condition, Context, Observation
@@ -36,6 +37,7 @@ __all__ = [
     "Observation",
     "SendMoney",
     "Step",
+    "TransactionAction",
     "TriggerAction",
     "TriggerEngine",
     "TriggerService",

@@ -2,7 +2,10 @@
 
 A :class:`TriggerAction` answers two questions for an episode's key: is it already
 done on-chain (:meth:`~TriggerAction.already_done`, an ``eth_call``), and do it now
-(:meth:`~TriggerAction.execute`, a transaction). :class:`SendMoney` is paper 001's
+(:meth:`~TriggerAction.execute`, a transaction). A :class:`TransactionAction` also
+says which transaction it would send and who signs it, so the runtime can store the
+signed bytes before they leave and keep them until they are deep enough in the chain
+(sent again after a reorganisation). :class:`SendMoney` is paper 001's
 asset-tracking action: ``sendMoney(shipment, key)`` on the
 :class:`~pervasive.contracts.asset_tracking.AssetTracking` contract, which refuses a
 key twice. :class:`CallbackAction` is any action given as its two halves: the service
@@ -19,11 +22,13 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from pervasive.chain import ContractCall, TransactionManager
 from pervasive.contracts.asset_tracking import AssetTracking
+from pervasive.errors import InvalidInput
 
-__all__ = ["ALREADY_PAID", "CallbackAction", "SendMoney", "TriggerAction"]
+__all__ = ["ALREADY_PAID", "CallbackAction", "SendMoney", "TransactionAction", "TriggerAction"]
 
 ALREADY_PAID = "already paid for this key"
 """The revert reason of ``sendMoney`` for a key it has seen."""
@@ -50,12 +55,39 @@ class TriggerAction(Protocol):
         ...
 
 
+@runtime_checkable
+class TransactionAction(TriggerAction, Protocol):
+    """An action that is one transaction: the runtime signs, stores, sends and settles it."""
+
+    @property
+    def transactor(self) -> TransactionManager:
+        """The transaction manager of the account that signs the action."""
+        ...
+
+    def call(self, key: bytes) -> ContractCall:
+        """The transaction for ``key``."""
+        ...
+
+
 class SendMoney:
     """Pay one delivery of ``shipment_id`` per episode (the operator signs)."""
 
     def __init__(self, tracking: AssetTracking, shipment_id: str) -> None:
+        if tracking.signer is None:
+            raise InvalidInput("SendMoney needs a tracking handle with a signer: with_signer(...)")
         self.tracking = tracking
         self.shipment_id = shipment_id
+        self._signer = tracking.signer
+
+    @property
+    def transactor(self) -> TransactionManager:
+        """The operator's transaction manager."""
+        return self.tracking.contract.ledger.transactor(self._signer)
+
+    def call(self, key: bytes) -> ContractCall:
+        """``sendMoney(shipment, key)`` to the tracking contract."""
+        data = self.tracking.contract.encode("sendMoney", self.shipment_id, key)
+        return ContractCall(to=self.tracking.address, data=data)
 
     @property
     def scope(self) -> str:

@@ -14,6 +14,14 @@ Control flow for one message on ``pervasive/devices/<id>/sensors/<name>``:
 3. :meth:`TriggerService.execute_pending` then runs each pending episode's action:
    it first asks the chain whether the key is already paid (a crash after sending),
    and only otherwise sends. Failures leave the episode pending for the next pass.
+   A :class:`~pervasive.service.triggers.actions.TransactionAction` (``SendMoney``) is
+   signed and stored before it is broadcast, and the episode is done only once its
+   receipt is ``confirmations`` blocks deep in the canonical chain; a transaction a
+   reorganisation dropped is sent again as the same signed bytes (same nonce: paid at
+   most once), and one whose nonce another transaction took is reported, counted in
+   :attr:`TriggerService.reorganised` and signed anew (the contract refuses a key
+   twice). :meth:`TriggerService.run` looks at unsettled episodes every
+   ``settle_interval`` seconds.
 
 Example::
 
@@ -24,11 +32,13 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pervasive.chain import Finality, TransactionRefused
 from pervasive.devices.declarations import SENSOR_LEVEL, parse_sensor_topic
 from pervasive.devices.wire import ReadingVerifier, peek_public_key
 from pervasive.errors import (
@@ -43,10 +53,10 @@ from pervasive.errors import (
 from pervasive.messaging.port import MqttConnection, MqttMessage
 from pervasive.messaging.topics import device_topic_filter
 from pervasive.sensing import SensorDeclaration
-from pervasive.service.triggers.actions import ALREADY_PAID, TriggerAction
+from pervasive.service.triggers.actions import ALREADY_PAID, TransactionAction, TriggerAction
 from pervasive.service.triggers.conditions import Observation
 from pervasive.service.triggers.engine import ContextTrigger, Firing, TriggerEngine
-from pervasive.service.triggers.store import TriggerStore
+from pervasive.service.triggers.store import Episode, EpisodeStatus, TriggerStore
 
 __all__ = ["ContextSource", "TriggerService"]
 
@@ -83,7 +93,14 @@ class ContextSource:
 
 
 class TriggerService:
-    """Context triggers of one pervasive contract, persistent and idempotent."""
+    """Context triggers of one pervasive contract, persistent and idempotent.
+
+    ``confirmations``: blocks on top of a payment's block before its episode is done;
+    ``None`` takes the ledger's (``Settings.confirmations``, 0 by default: the receipt
+    alone, right for the embedded chain and anvil, where nothing reorganises on its
+    own). ``settle_interval``: seconds between :meth:`run`'s looks at episodes not yet
+    done.
+    """
 
     def __init__(
         self,
@@ -91,8 +108,18 @@ class TriggerService:
         triggers: Iterable[ContextTrigger],
         actions: Mapping[str, TriggerAction],
         sources: Iterable[ContextSource],
+        *,
+        confirmations: int | None = None,
+        settle_interval: float = 1.0,
     ) -> None:
+        if (confirmations is not None and confirmations < 0) or settle_interval <= 0:
+            raise InvalidInput(
+                f"confirmations must be 0 or more (got {confirmations}) and settle_interval "
+                f"more than 0 (got {settle_interval})"
+            )
         self.store = store
+        self.confirmations = confirmations
+        self.settle_interval = settle_interval
         triggers = list(triggers)
         missing = [t.name for t in triggers if t.name not in actions]
         if missing:
@@ -114,6 +141,9 @@ class TriggerService:
         """Rejected readings by reason: malformed, schema, signature, impostor, replay."""
         self.fired = 0
         """Episodes that began (and were recorded) in this process."""
+        self.reorganised: Counter[str] = Counter()
+        """Payments a reorganisation touched: ``resent`` (the same signed bytes sent again)
+        and ``displaced`` (their nonce taken by another transaction: signed anew)."""
 
     # -- input --------------------------------------------------------------------------
     def accept(self, topic: str, payload: bytes) -> list[Firing]:
@@ -174,7 +204,7 @@ class TriggerService:
 
     # -- output -------------------------------------------------------------------------
     async def execute_pending(self) -> int:
-        """Run the action of every pending episode once; return how many are now done.
+        """Run or settle the action of every episode not yet done; return how many are now done.
 
         Example: ``await service.execute_pending()`` after a restart.
         """
@@ -185,11 +215,8 @@ class TriggerService:
                 if action is None:
                     continue
                 try:
-                    if await action.already_done(episode.key):
-                        self.store.mark_done(episode.key, None)
-                    else:
-                        self.store.mark_done(episode.key, await action.execute(episode.key))
-                    done += 1
+                    if await self._advance(episode, action):
+                        done += 1
                 except TransactionReverted as exc:
                     if exc.reason == ALREADY_PAID:
                         self.store.mark_done(episode.key, exc.tx_hash)
@@ -198,13 +225,59 @@ class TriggerService:
                     _log.warning(
                         "%s episode %d reverted: %s", episode.trigger, episode.episode, exc
                     )
-                    self.store.mark_failed_attempt(episode.key, str(exc))
-                except (ChainUnavailable, TransactionTimeout) as exc:
+                    if not self.store.mark_unsent(episode.key, str(exc)):  # mined, reverted
+                        self.store.mark_failed_attempt(episode.key, str(exc))  # or estimated
+                except (ChainUnavailable, TransactionTimeout, TransactionRefused) as exc:
                     _log.warning(
-                        "%s episode %d not sent: %s", episode.trigger, episode.episode, exc
+                        "%s episode %d not settled: %s", episode.trigger, episode.episode, exc
                     )
                     self.store.mark_failed_attempt(episode.key, str(exc))
         return done
+
+    async def _advance(self, episode: Episode, action: TriggerAction) -> bool:
+        """Take one episode as far as it goes now; ``True`` once it is done."""
+        if episode.status is EpisodeStatus.PENDING and await action.already_done(episode.key):
+            self.store.mark_done(episode.key, None)
+            return True
+        if not isinstance(action, TransactionAction):
+            self.store.mark_done(episode.key, await action.execute(episode.key))
+            return True
+        manager = action.transactor
+        tx_hash, raw = episode.transaction_hash, episode.raw_transaction
+        if episode.status is EpisodeStatus.PENDING or tx_hash is None or raw is None:
+            pending = await manager.prepare(action.call(episode.key))
+            tx_hash, raw = pending.hashes[0], pending.raw
+            self.store.mark_sent(episode.key, tx_hash, raw)  # before anything leaves
+            await manager.broadcast(tx_hash, raw)
+            # the receipt usually follows within a block: wait for it as a plain send would
+            # (not for the depth, which needs later blocks: the next passes look for it)
+            with contextlib.suppress(TransactionTimeout):
+                await manager.wait_final(tx_hash, raw, confirmations=0)
+        depth = self.confirmations
+        if depth is None:
+            depth = manager.rpc.options.confirmations
+        settled = await manager.settle(tx_hash, raw, confirmations=depth)
+        if settled.resent:
+            self.reorganised["resent"] += 1
+            _log.warning(
+                "%s episode %d: payment %s is no longer on the chain; sent the same signed "
+                "transaction again",
+                episode.trigger, episode.episode, tx_hash,
+            )  # fmt: skip
+        if settled.finality is Finality.DISPLACED:
+            self.reorganised["displaced"] += 1
+            message = (
+                f"{episode.trigger} episode {episode.episode}: payment {tx_hash} was dropped by "
+                "a reorganisation and another transaction of the same account took its nonce; "
+                "signing a new one (the contract refuses a key twice)"
+            )
+            _log.warning("%s", message)
+            self.store.mark_unsent(episode.key, message)
+            return False
+        if settled.finality is Finality.FINAL:
+            self.store.mark_done(episode.key, tx_hash)
+            return True
+        return False
 
     # -- MQTT ---------------------------------------------------------------------------
     def topic_filters(self) -> list[str]:
@@ -224,5 +297,18 @@ class TriggerService:
         Example: ``task = asyncio.create_task(service.run(client))``.
         """
         await self.start(connection)
-        async for message in connection.messages():
-            await self.handle(message)
+        settler = asyncio.create_task(self._settle_forever())
+        try:
+            async for message in connection.messages():
+                await self.handle(message)
+        finally:
+            settler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await settler
+
+    async def _settle_forever(self) -> None:
+        """Retry and settle episodes not yet done (confirmations come without messages)."""
+        while True:
+            await asyncio.sleep(self.settle_interval)
+            if self.store.unsettled():
+                await self.execute_pending()

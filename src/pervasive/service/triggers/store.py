@@ -3,9 +3,12 @@
 One transaction per accepted reading writes, together: the sensor's last sequence
 number (replays refused after a restart too), the new context observation, the
 triggers' edge states and every episode that began, as ``pending``. Executing an
-episode's action happens after that commit; the episode becomes ``done`` with its
-transaction hash (or the note that the chain already had the key). A crash between
-the two leaves it ``pending``, and the runtime asks the chain before sending again.
+episode's action happens after that commit: a transaction action's signed bytes are
+stored first (``sent``, with their hash), then broadcast; the episode becomes ``done``
+once that transaction is deep enough in the canonical chain (or with the note that
+the chain already had the key). A crash before signing leaves it ``pending``, and the
+runtime asks the chain before sending; a crash after leaves it ``sent``, and only the
+stored bytes are ever sent again (one nonce: they are applied at most once).
 
 Example::
 
@@ -53,6 +56,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     started_at INTEGER NOT NULL,
     status TEXT NOT NULL,
     transaction_hash TEXT,
+    raw_transaction BLOB,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     recorded_at REAL NOT NULL,
@@ -65,9 +69,11 @@ class EpisodeStatus(enum.Enum):
     """Where an episode's action stands."""
 
     PENDING = "pending"
-    """Recorded; the action has not been confirmed on-chain yet."""
+    """Recorded; no transaction is signed for it yet."""
+    SENT = "sent"
+    """Its transaction is signed and stored (``raw_transaction``), maybe broadcast; not final."""
     DONE = "done"
-    """The chain holds the payment for this episode's key."""
+    """The chain holds the payment for this episode's key, deep enough to stay."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,8 @@ class Episode:
     transaction_hash: str | None = None
     attempts: int = 0
     last_error: str | None = None
+    raw_transaction: bytes | None = None
+    """The signed bytes of the episode's transaction while it is ``sent``."""
 
 
 class TriggerStore:
@@ -96,7 +104,11 @@ class TriggerStore:
 
         Example: ``TriggerStore.open(tmp_path / "triggers.sqlite")``.
         """
-        return cls(open_database(path, schema=SCHEMA))
+        db = open_database(path, schema=SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(episodes)")}
+        if "raw_transaction" not in columns:  # a store written before payments were settled
+            db.execute("ALTER TABLE episodes ADD COLUMN raw_transaction BLOB")
+        return cls(db)
 
     # -- reading state back ------------------------------------------------------------
     def last_sequence(self, sensor: str) -> int | None:
@@ -120,7 +132,7 @@ class TriggerStore:
         """Recorded episodes, oldest first (of one trigger when given)."""
         query = (
             "SELECT trigger, episode, key, started_at, status, transaction_hash, attempts,"
-            " last_error FROM episodes"
+            " last_error, raw_transaction FROM episodes"
         )
         args: tuple[str, ...] = ()
         if trigger is not None:
@@ -128,13 +140,23 @@ class TriggerStore:
             args = (trigger,)
         rows = self._db.execute(query + " ORDER BY recorded_at, trigger, episode", args).fetchall()
         return [
-            Episode(t, int(n), bytes(k), int(s), EpisodeStatus(st), h, int(a), err)
-            for t, n, k, s, st, h, a, err in rows
-        ]
+            Episode(
+                t, int(n), bytes(k), int(s), EpisodeStatus(st), h, int(a), err,
+                None if raw is None else bytes(raw),
+            )
+            for t, n, k, s, st, h, a, err, raw in rows
+        ]  # fmt: skip
 
     def pending(self) -> list[Episode]:
-        """Episodes whose action is not confirmed yet, oldest first."""
-        return [e for e in self.episodes() if e.status is EpisodeStatus.PENDING]
+        """Episodes whose action is not final yet (``pending`` or ``sent``), oldest first."""
+        return [e for e in self.episodes() if e.status is not EpisodeStatus.DONE]
+
+    def unsettled(self) -> int:
+        """How many episodes are not done yet."""
+        row = self._db.execute(
+            "SELECT count(*) FROM episodes WHERE status != ?", (EpisodeStatus.DONE.value,)
+        ).fetchone()
+        return int(row[0])
 
     # -- writing -----------------------------------------------------------------------
     def apply(self, step: Step, *, sensor: str, sequence: int) -> None:
@@ -172,11 +194,36 @@ class TriggerStore:
                     ),
                 )  # fmt: skip
 
-    def mark_done(self, key: bytes, transaction_hash: str | None) -> None:
-        """The chain holds the payment of ``key`` (sent now, or found there)."""
+    def mark_sent(self, key: bytes, transaction_hash: str, raw_transaction: bytes) -> None:
+        """Store the signed transaction of ``key`` before it is broadcast.
+
+        Example: ``store.mark_sent(key, pending.hashes[0], pending.raw)``.
+        """
         self._db.execute(
-            "UPDATE episodes SET status = ?, transaction_hash = coalesce(?, transaction_hash)"
-            " WHERE key = ?",
+            "UPDATE episodes SET status = ?, transaction_hash = ?, raw_transaction = ?"
+            " WHERE key = ? AND status = ?",
+            (EpisodeStatus.SENT.value, transaction_hash, raw_transaction, key,
+             EpisodeStatus.PENDING.value),
+        )  # fmt: skip
+
+    def mark_unsent(self, key: bytes, error: str) -> bool:
+        """Forget the stored transaction of ``key`` (it can never be mined); sign anew later.
+
+        For a transaction whose nonce another one took, or one mined but reverted.
+        ``False`` when ``key`` had no stored transaction.
+        """
+        cursor = self._db.execute(
+            "UPDATE episodes SET status = ?, transaction_hash = NULL, raw_transaction = NULL,"
+            " attempts = attempts + 1, last_error = ? WHERE key = ? AND status = ?",
+            (EpisodeStatus.PENDING.value, error[:500], key, EpisodeStatus.SENT.value),
+        )
+        return cursor.rowcount == 1
+
+    def mark_done(self, key: bytes, transaction_hash: str | None) -> None:
+        """The chain holds the payment of ``key`` (sent now, or found there), deep enough."""
+        self._db.execute(
+            "UPDATE episodes SET status = ?, transaction_hash = coalesce(?, transaction_hash),"
+            " raw_transaction = NULL WHERE key = ?",
             (EpisodeStatus.DONE.value, transaction_hash, key),
         )
 
