@@ -340,6 +340,9 @@ class Settings:
     rpc_url: str | None = None
     """JSON-RPC endpoint for the ``rpc`` backend (geth, Besu, Nethermind, a testnet)."""
 
+    rpc_timeout: float = 10.0
+    """Seconds a JSON-RPC endpoint has to answer its first request before it counts as down."""
+
     anvil_path: Path | None = None
     """The anvil binary; found in ``node_modules`` or on PATH when unset."""
 

@@ -77,6 +77,8 @@ PervasiveError                        root of every error pervasive raises on pu
 │   ├── RegistrationInterrupted       device register stopped part-way; rerun to resume
 │   │ apps/logistics/scenario.py
 │   ├── DemoStalled                   a step of the logistics case study did not happen in time
+│   │ store/__init__.py
+│   ├── UnreadableDatabase            a SQLite file is corrupt, no database, or cannot be opened
 │   │ crosschain/litecoin/rpc.py
 │   └── LitecoinRpcError              litecoind answered a call with an error (code, message)
 ├── InternalError                     a bug in pervasive: please file an issue

@@ -1,7 +1,14 @@
 """Accounts: keys encrypted at rest (Ethereum keystore v3) and the signer that holds one.
 
 A keystore is a folder of v3 JSON files named ``<name>.json``. Keys are decrypted
-only into a :class:`Signer`, whose ``repr`` never shows the key.
+only into a :class:`Signer`, whose ``repr`` never shows the key. A key file that is no
+keystore (truncated, overwritten, not JSON) is told apart from a wrong password: both
+raise :class:`~pervasive.errors.KeystoreError`, each saying what to do.
+
+Example::
+
+    store = Keystore(settings.path("keystore"))
+    signer = store.load("alice", password="correct horse")
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_keys.datatypes import PrivateKey as EthPrivateKey
@@ -93,10 +101,11 @@ class Keystore:
 
     def address_of(self, name: str) -> str:
         """The address of a stored account, without decrypting it."""
-        path = self._file(name)
-        if not path.is_file():
-            raise NotFound(f"no account named {name!r} in {self.folder}; create it first")
-        return to_checksum_address(json.loads(path.read_text())["address"])
+        document = self._read(name)
+        try:
+            return to_checksum_address(document["address"])
+        except (KeyError, TypeError, ValueError):
+            raise _corrupt(self._file(name), "it holds no valid address") from None
 
     def create(self, name: str, password: str) -> Signer:
         """Generate a key, store it encrypted under ``name`` and return its signer."""
@@ -119,11 +128,38 @@ class Keystore:
 
     def load(self, name: str, password: str) -> Signer:
         """Decrypt the account ``name``; :class:`KeystoreError` on a wrong password."""
+        document = self._read(name)
+        try:
+            key = Account.decrypt(document, password)
+        except ValueError as exc:
+            if "mismatch" not in str(exc):  # eth-keyfile: "MAC mismatch", "Checksum mismatch"
+                raise _corrupt(self._file(name), str(exc)) from None
+            raise KeystoreError(
+                f"cannot unlock account {name!r}: wrong password (check PERVASIVE_PASSWORD "
+                "or what you typed)"
+            ) from exc
+        except (KeyError, TypeError, NotImplementedError) as exc:
+            raise _corrupt(self._file(name), f"it lacks or mangles {exc}") from None
+        return Signer.from_key(bytes(key))
+
+    def _read(self, name: str) -> dict[str, Any]:
+        """The parsed key file of ``name``: :class:`NotFound` if absent, corrupt refused."""
         path = self._file(name)
         if not path.is_file():
             raise NotFound(f"no account named {name!r} in {self.folder}; create it first")
         try:
-            key = Account.decrypt(json.loads(path.read_text()), password)
-        except ValueError as exc:
-            raise KeystoreError(f"cannot unlock account {name!r}: wrong password?") from exc
-        return Signer.from_key(bytes(key))
+            document = json.loads(path.read_bytes())
+        except (UnicodeDecodeError, ValueError):
+            raise _corrupt(path, "it is not JSON") from None
+        except OSError as exc:
+            raise KeystoreError(f"cannot read the key file {path}: {exc.strerror}") from None
+        if not isinstance(document, dict) or not ({"crypto", "Crypto"} & document.keys()):
+            raise _corrupt(path, "it is not an Ethereum keystore v3 file")
+        return document
+
+
+def _corrupt(path: Path, why: str) -> KeystoreError:
+    return KeystoreError(
+        f"the key file {path} is corrupt ({why}), not a wrong password: restore it from a "
+        "backup, or import the key again under another name"
+    )

@@ -1,7 +1,15 @@
 """Opening a ledger on the configured backend: embedded, anvil or rpc.
 
 This is where settings become a live connection; everything above receives a
-:class:`~pervasive.chain.ledger.Ledger` and never asks which backend it is.
+:class:`~pervasive.chain.ledger.Ledger` and never asks which backend it is. A node is
+proven to be one before the ledger is handed out: the URL must be ``http(s)://``, and
+its ``eth_chainId`` must be answered within ``settings.rpc_timeout`` seconds (an endpoint
+that accepts the connection and stays silent is refused with that reason instead of
+being retried for minutes).
+
+Example::
+
+    ledger = await open_ledger(load_settings({"backend": "rpc", "rpc_url": url}))
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import rlp
@@ -24,6 +33,7 @@ from eth_account import Account
 from eth_tester.exceptions import TransactionFailed, ValidationError
 from eth_utils.exceptions import ValidationError as EVMValidationError
 from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import Web3Exception
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
@@ -37,7 +47,6 @@ from pervasive.config import Settings
 from pervasive.errors import ChainUnavailable, ConfigError
 
 __all__ = ["anvil_dev_keys", "open_embedded_via_gateway", "open_ledger"]
-
 
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _RAW_METHODS = frozenset({"eth_getRawTransactionByHash", "debug_getRawHeader"})
@@ -279,6 +288,7 @@ async def open_ledger(
     if settings.backend == "rpc":
         if not settings.rpc_url:
             raise ConfigError("backend 'rpc' needs --rpc-url or PERVASIVE_RPC_URL")
+        _check_url(settings.rpc_url)
         ledger = await _connect(
             settings.rpc_url, settings, kind="rpc", dev_keys=[], on_close=[], tls=tls
         )
@@ -311,6 +321,56 @@ async def _open_embedded(settings: Settings, persist: bool, chain_id: int | None
     chain_id = int(await w3.eth.chain_id)
     rpc = RpcClient(w3, kind="embedded", chain_id=chain_id, options=_options(settings))
     return Ledger(rpc, dev_keys=keys, on_close=[close_store])
+
+
+def _check_url(url: str) -> None:
+    """Refuse an RPC URL web3 could not even try (``notaurl``, ``ws://``, no host)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"--rpc-url {url!r} is not an http:// or https:// URL: give the node's JSON-RPC "
+            "endpoint, e.g. http://127.0.0.1:8545"
+        )
+
+
+async def _probe(w3: AsyncWeb3[Any], url: str, *, kind: str, timeout: float) -> int:
+    """The chain id of the node at ``url``; :class:`ChainUnavailable` saying why not.
+
+    ``kind`` is the backend, for the advice: an ``rpc`` URL is the user's ``--rpc-url``.
+
+    The request is shielded rather than cancelled at the deadline (see ``RpcClient._guard``:
+    a cancelled web3 request can leave its session lock held); closing the provider ends it.
+    """
+    check = "check --rpc-url and that the node is up" if kind == "rpc" else "is it running?"
+    request = asyncio.ensure_future(w3.eth.chain_id)
+    request.add_done_callback(_seen)
+    try:
+        async with asyncio.timeout(timeout):
+            return int(await asyncio.shield(request))
+    except RequestRefused:
+        raise
+    except TimeoutError:
+        raise ChainUnavailable(
+            f"no Ethereum node answers at {url}: it accepted the connection but sent no "
+            f"answer within {timeout:g} s; {check}"
+        ) from None
+    except aiohttp.ClientResponseError as exc:
+        raise ChainUnavailable(
+            f"{url} is no Ethereum JSON-RPC endpoint: it answered HTTP {exc.status} "
+            f"{exc.message}; {check}"
+        ) from None
+    except (OSError, aiohttp.ClientError, ChainUnavailable) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ChainUnavailable(f"no Ethereum node answers at {url}: {reason}; {check}") from None
+    except (Web3Exception, ValueError) as exc:  # an answer, but no JSON-RPC one
+        raise ChainUnavailable(
+            f"{url} is no Ethereum JSON-RPC endpoint: its answer to eth_chainId was {exc}; {check}"
+        ) from None
+
+
+def _seen(request: asyncio.Future[Any]) -> None:
+    if not request.cancelled():
+        request.exception()
 
 
 def _hold_embedded(path: Path) -> IO[bytes]:
@@ -386,13 +446,10 @@ async def _connect(
     )
     w3 = AsyncWeb3(provider)
     try:
-        chain_id = int(await w3.eth.chain_id)
-    except RequestRefused:
+        chain_id = await _probe(w3, url, kind=kind, timeout=settings.rpc_timeout)
+    except BaseException:
         await w3.provider.disconnect()
         raise
-    except (OSError, TimeoutError, aiohttp.ClientError, ChainUnavailable) as exc:
-        await w3.provider.disconnect()
-        raise ChainUnavailable(f"no Ethereum node answers at {url}: {exc}") from exc
     options = _options(settings, kind=kind)
     rpc = RpcClient(w3, kind=kind, chain_id=chain_id, url=url, options=options)
     return Ledger(rpc, dev_keys=dev_keys, on_close=on_close)

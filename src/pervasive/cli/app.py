@@ -3,7 +3,14 @@
 Every :class:`~pervasive.errors.UserError` becomes one red line and exit code 1 (the
 message says what to fix); an :class:`~pervasive.errors.InternalError` or any other
 unexpected exception prints its traceback, asks for an issue, and exits with 70
-(``EX_SOFTWARE``). Both are handled once, in :class:`ReportingGroup`.
+(``EX_SOFTWARE``). Both are handled once, in :class:`ReportingGroup`, which also
+counts the user errors by kind (:attr:`ReportingGroup.refusals`). A file-system error
+about a path (a file where the data directory needs a folder, a folder without
+permission) is a user error too: one line naming the path.
+
+Example::
+
+    pervasive --home .pervasive chain info
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ import contextlib
 import os
 import sys
 import traceback
+from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 from rich.console import Console
@@ -51,8 +59,15 @@ EXIT_INTERNAL = 70
 ISSUES = "https://github.com/pervasive-contracts/pervasive/issues"
 
 
+# a path of the data directory or a flag that is of the wrong kind or off limits
+_FILE_MISTAKES = (FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 class ReportingGroup(TyperGroup):
     """The root group: turns pervasive's errors into messages and exit codes."""
+
+    refusals: ClassVar[Counter[str]] = Counter()
+    """User errors reported in this process, by exception class name."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -65,7 +80,19 @@ class ReportingGroup(TyperGroup):
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout's final flush
             raise typer.Exit(0) from None
         except UserError as exc:
+            ReportingGroup.refusals[type(exc).__name__] += 1
             Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(EXIT_USER) from None
+        except _FILE_MISTAKES as exc:
+            if exc.filename is None:
+                raise
+            ReportingGroup.refusals[type(exc).__name__] += 1
+            Console(stderr=True).print(
+                f"[red]error:[/red] cannot use {escape(str(exc.filename))}: "
+                f"{escape(exc.strerror or str(exc))} (a file where a folder is needed, the "
+                "other way round, or no permission): check --home and the paths you gave",
+                soft_wrap=True,
+            )
             raise typer.Exit(EXIT_USER) from None
         except Exception as exc:  # an InternalError or a bug we did not foresee
             err = Console(stderr=True)

@@ -21,9 +21,10 @@ import typer
 from rich.markup import escape
 
 from pervasive.cli.session import run, session, state_of
-from pervasive.errors import ConfigError, NotFound
+from pervasive.errors import ConfigError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from pervasive.contracts.registry import Registry
     from pervasive.offchain import FunctionRegistry
     from pervasive.offchain.node import NodeEvent
 
@@ -49,6 +50,23 @@ def load_functions(spec: str) -> FunctionRegistry:
     if not isinstance(found, FunctionRegistry):
         raise ConfigError(f"{spec!r} is not a FunctionRegistry")
     return found
+
+
+async def _require_agreement(registry: Registry, address: str) -> None:
+    """Refuse ``--agreement`` unless the registry recorded it (its factory created it).
+
+    Without this, reading an account's or another contract's terms ends in a bare
+    "transaction reverted: no reason given".
+    """
+    from pervasive.crypto import checksum_address
+
+    checksummed = checksum_address(address)
+    if not await registry.contract.call("is_agreement", checksummed):
+        raise InvalidInput(
+            f"{checksummed} is not an agreement contract (the registry at "
+            f"{registry.address} has no agreement there): give --agreement the address "
+            "printed when the agreement was created"
+        )
 
 
 def _print_event(event: NodeEvent) -> None:
@@ -115,6 +133,7 @@ def run_node(
         async with session(state) as s:
             signer = s.signer(account, dev_account)
             registry = await Registry.find(s.ledger, s.book, artifacts=s.artifacts)
+            await _require_agreement(registry, agreement)
             node = next(
                 (n for n in await registry.list_nodes() if n.account == signer.address), None
             )
@@ -140,7 +159,6 @@ def run_node(
                 identity,
                 port=mqtt_port or settings.mqtt_port,
                 credentials=given,
-                client_id=f"node-{signer.address.lower()}",
                 outbox=settings.path("nodes", signer.address.lower(), "outbox.sqlite"),
             )
             database = settings.path("nodes", signer.address.lower(), "node.sqlite")

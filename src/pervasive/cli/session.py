@@ -4,12 +4,24 @@ This is the CLI's composition root. The global options become one
 :class:`~pervasive.config.Settings` (through :func:`~pervasive.config.load_settings`,
 so file < environment < flags); a command's coroutine runs under ``asyncio.run``
 (:func:`run`) and opens the ledger and the deployment book through :func:`session`.
+
+The data directory is checked before any command touches it: ``--home`` naming a file
+is refused, and so is a missing one for the commands of :data:`READ_ONLY_COMMANDS`
+(they only show state, so a missing directory is a mistyped ``--home``, not a fresh
+start); every other command creates it.
+
+Example::
+
+    state = state_of(ctx)
+    async with session(state) as s:
+        print(await s.ledger.block_number())
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,7 +32,7 @@ import typer
 from rich.console import Console
 
 from pervasive.config import Settings, load_settings
-from pervasive.errors import InvalidInput
+from pervasive.errors import ConfigError, InvalidInput, KeystoreError
 from pervasive.platform import Platform
 
 if TYPE_CHECKING:  # the chain stack loads in about two seconds: only when a command needs it
@@ -29,6 +41,7 @@ if TYPE_CHECKING:  # the chain stack loads in about two seconds: only when a com
     from pervasive.pki import CertificateAuthority
 
 __all__ = [
+    "READ_ONLY_COMMANDS",
     "CliState",
     "Session",
     "demo_platform",
@@ -40,6 +53,28 @@ __all__ = [
 
 T = TypeVar("T")
 
+READ_ONLY_COMMANDS = frozenset(
+    {
+        "status",
+        "account list",
+        "chain info",
+        "registry user list",
+        "registry user show",
+        "registry sensor list",
+        "registry sensor show",
+        "registry node list",
+        "registry node show",
+        "device list",
+        "notary status",
+        "gateway roles",
+        "service show",
+        "service list",
+        "oracle status",
+        "shadow get",
+    }
+)
+"""Commands that only show what the data directory holds: refused when it is missing."""
+
 
 @dataclass
 class CliState:
@@ -47,13 +82,17 @@ class CliState:
 
     flags: dict[str, Any]
     config_file: Path | None = None
+    command: str = ""
+    """The sub-command being run, e.g. ``"chain info"`` (set by :func:`state_of`)."""
     _settings: Settings | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
-        """The settings of this invocation (file, env, flags)."""
+        """The settings of this invocation (file, env, flags), its data directory checked."""
         if self._settings is None:
-            self._settings = load_settings(self.flags, config_file=self.config_file)
+            settings = load_settings(self.flags, config_file=self.config_file)
+            _check_home(settings.home, reads_only=self.command in READ_ONLY_COMMANDS)
+            self._settings = settings
         return self._settings
 
     @property
@@ -82,20 +121,53 @@ class CliState:
                                          self.password())  # fmt: skip
 
     def password(self, *, confirm: bool = False) -> str:
-        """The keystore password: ``PERVASIVE_PASSWORD`` (or the config), else a hidden prompt."""
+        """The keystore password: ``PERVASIVE_PASSWORD`` (or the config), else a hidden prompt.
+
+        Without a terminal on stdin (a script, a service) there is no prompt: a
+        :class:`KeystoreError` says how to give the password (not click's "Aborted.").
+        """
         if self.settings.password:
             return self.settings.password
+        if sys.stdin is None or not sys.stdin.isatty():
+            # a hidden prompt would read a pipe with echo warnings, or end in "Aborted."
+            raise KeystoreError(_NO_TERMINAL)
         answer: str = typer.prompt(
             "Keystore password", hide_input=True, confirmation_prompt=confirm
         )
         return answer
 
 
+_NO_TERMINAL = (
+    "this command needs the keystore password and there is no terminal to ask it at: "
+    'set PERVASIVE_PASSWORD (or password = "..." in pervasive.toml)'
+)
+
+
+def _check_home(home: Path, *, reads_only: bool) -> None:
+    """Refuse a ``--home`` that is a file, or missing for a command that only reads."""
+    if home.exists() and not home.is_dir():
+        raise ConfigError(
+            f"the data directory {home} is a file, not a directory: pass --home with a "
+            "directory (or move the file away)"
+        )
+    if reads_only and not home.exists():
+        raise ConfigError(
+            f"no data directory at {home}: pass --home with the one your other commands "
+            "used, or create it first (`pervasive up`, `pervasive account create`, ...)"
+        )
+
+
 def state_of(ctx: typer.Context) -> CliState:
-    """The :class:`CliState` the root callback stored in the click context."""
+    """The :class:`CliState` the root callback stored in the click context.
+
+    Records which sub-command runs (``ctx``'s path below the root), which decides
+    whether a missing data directory is refused.
+    """
     root = ctx.find_root()
     if not isinstance(root.obj, CliState):
         root.obj = CliState(flags={})
+    if ctx is not root:
+        root.obj.command = " ".join(ctx.command_path.split()[1:])
     return root.obj
 
 

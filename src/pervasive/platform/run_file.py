@@ -118,6 +118,11 @@ def read_run_record(path: Path) -> RunRecord | None:
         text = path.read_text()
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path} is not a run file `pervasive up` wrote (not text): remove it (the next "
+            "`pervasive up` writes it again)"
+        ) from None
     return RunRecord.from_json(text)
 
 

@@ -16,6 +16,16 @@ Two more helpers keep the subsystems from writing the same boilerplate:
 - :func:`attach` lets a store either open its own file or share a caller's
   connection (one node's journal, window store and nonces in one file), applying its
   schema either way.
+
+A file that is no SQLite database (overwritten, truncated, another program's) or that
+cannot be opened at all raises :class:`UnreadableDatabase`, a user error naming the
+file and what to do, instead of sqlite3's bare ``file is not a database``.
+
+Example::
+
+    db = open_database(settings.path("follower.sqlite"), schema=SCHEMA)
+    with transaction(db):
+        db.execute("INSERT INTO seen VALUES (?)", (key,))
 """
 
 from __future__ import annotations
@@ -25,9 +35,20 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from pervasive.errors import InternalError
+from pervasive.errors import InternalError, UserError
 
-__all__ = ["attach", "open_database", "transaction"]
+__all__ = ["UnreadableDatabase", "attach", "open_database", "transaction"]
+
+
+class UnreadableDatabase(UserError):
+    """A SQLite file of the data directory is corrupt, no database, or cannot be opened.
+
+    ``path`` is the file. Nothing was written to it.
+    """
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 def open_database(path: Path | str, *, schema: str = "") -> sqlite3.Connection:
@@ -39,14 +60,51 @@ def open_database(path: Path | str, *, schema: str = "") -> sqlite3.Connection:
     Example: ``db = open_database(settings.path("follower.sqlite"), schema=SCHEMA)``.
     """
     if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA foreign_keys=ON")
-    if schema:
-        connection.executescript(schema)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unusable(Path(path), exc) from None
+    try:
+        connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _unusable(Path(path), exc) from None
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        if schema:
+            connection.executescript(schema)
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        if not _is_file_fault(exc):
+            raise  # a lock held too long, a schema mistake: not the file's fault
+        raise _unusable(Path(path), exc) from None
     return connection
+
+
+_FILE_FAULTS = ("unable to open", "readonly", "disk i/o error")
+
+
+def _is_file_fault(exc: sqlite3.DatabaseError) -> bool:
+    """Corrupt or no database (plain DatabaseError), or a file that cannot be opened."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return True
+    return any(fault in str(exc).lower() for fault in _FILE_FAULTS)
+
+
+def _unusable(path: Path, exc: Exception) -> UnreadableDatabase:
+    """The one-line refusal for a database file sqlite3 cannot use."""
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return UnreadableDatabase(
+            f"{path} is not a usable SQLite database ({exc}): move it away (a fresh one is "
+            "created in its place) or restore it from a backup",
+            path=path,
+        )
+    return UnreadableDatabase(
+        f"cannot open the database {path} ({exc}): check that it is a file this user may "
+        "read and write, in a writable folder",
+        path=path,
+    )
 
 
 def attach(database: Path | str | sqlite3.Connection, schema: str) -> sqlite3.Connection:

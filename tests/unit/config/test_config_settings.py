@@ -234,6 +234,7 @@ def test_cli_flags_override_a_broken_file_setting(clean: Path) -> None:
     assert "error: backend 'rpc' needs an endpoint" in refused.output
     assert "Traceback" not in refused.output
     home = clean / "data"
+    home.mkdir()  # account list only reads: a missing data directory is refused
     listed = runner.invoke(app, ["--home", str(home), "--backend", "embedded", "account", "list"])
     assert listed.exit_code == 0, listed.output
     # rich wraps a table's title to the table's width: compare without the line breaks
