@@ -9,7 +9,11 @@ order, one at a time, from the service's operator account. For each call:
    then broadcast them.
 2. ``signed``: broadcast the *stored* bytes (again, after a restart: a node that has
    them answers "already known") and wait for the receipt: ``done`` (or ``reverted``
-   when mined and reverted).
+   when mined and reverted); with ``confirmations`` > 0, ``mined`` first.
+3. ``mined``: each pass looks again (``TransactionManager.settle``): ``done`` once the
+   receipt's block is canonical and ``confirmations`` deep; if a reorganisation dropped
+   it, the same bytes are sent again and the call is ``signed`` once more (counted
+   ``resent``); if another transaction took its nonce meanwhile, it is signed anew.
 
 Why a kill at any point applies a call at most once, and an accepted call at least
 once: a transaction is identified by its nonce; only one transaction per nonce of an
@@ -41,10 +45,10 @@ from collections import Counter
 
 from pervasive.chain import (
     ContractCall,
+    Finality,
     Ledger,
     Signer,
     TransactionRefused,
-    already_sent,
     nonce_too_low,
 )
 from pervasive.crypto import checksum_address
@@ -72,6 +76,7 @@ class CallSender:
         *,
         counters: Counter[str] | None = None,
         retry_after: float = 0.5,
+        confirmations: int | None = None,
     ) -> None:
         self.inbox = inbox
         self.ledger = ledger
@@ -79,9 +84,12 @@ class CallSender:
         self.contract = checksum_address(contract)
         self._transactor = ledger.transactor(operator)
         self.counters: Counter[str] = counters if counters is not None else Counter()
-        """``applied`` and ``reverted`` calls, ``resigned`` transactions, ``send_failed``."""
+        """``applied`` and ``reverted`` calls, ``resigned`` and ``resent`` transactions,
+        ``send_failed``."""
         self.retry_after = retry_after
-        """Seconds before a pass that failed (node down, no receipt) is tried again."""
+        """Seconds before a pass that failed (node down, no receipt, not deep) is tried again."""
+        self.confirmations = confirmations
+        """Blocks on top of a call's block before it is done; None: the ledger's."""
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Condition()
 
@@ -98,7 +106,8 @@ class CallSender:
         while True:
             self._wakeup.clear()
             complete = await self.send_open()
-            timeout = None if complete else self.retry_after
+            settled = await self.settle_mined()
+            timeout = None if complete and settled else self.retry_after
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 
@@ -111,6 +120,55 @@ class CallSender:
             if not await self._advance(call):
                 return False
         return True
+
+    async def settle_mined(self) -> bool:
+        """Look again at the calls mined but not yet deep; False while some are not final.
+
+        Example: ``await sender.settle_mined()`` (after blocks were added on top).
+        """
+        depth = self._depth()
+        final = True
+        for call in self.inbox.mined_calls():
+            assert call.raw is not None and call.transaction_hash is not None
+            tx_hash = call.transaction_hash
+            try:
+                settled = await self._transactor.settle(tx_hash, call.raw, confirmations=depth)
+            except TransactionReverted as reverted:  # re-mined after a reorganisation, reverted
+                self._reverted(call, reverted.reason or str(reverted), tx_hash)
+                await self._notify()
+                continue
+            except (ChainUnavailable, TransactionRefused) as exc:
+                _log.warning("call %d (%s) not settled yet: %s", call.id, call.function, exc)
+                return False
+            if settled.finality is Finality.FINAL:
+                assert settled.receipt is not None
+                self.inbox.mark_done(call.id, tx_hash, settled.receipt.block_number)
+                self.counters["applied"] += 1
+                await self._notify()
+                continue
+            final = False
+            if settled.finality is Finality.PENDING:
+                self.counters["resent"] += 1
+                _log.warning(
+                    "call %d (%s): transaction %s is no longer on the chain (reorganised); "
+                    "sent the same signed bytes again", call.id, call.function, tx_hash,
+                )  # fmt: skip
+                self.inbox.reopen(call.id, "reorganised away; the same bytes were sent again")
+            elif settled.finality is Finality.DISPLACED:
+                self.counters["resigned"] += 1
+                _log.warning(
+                    "call %d (%s): transaction %s was reorganised away and its nonce taken "
+                    "by another transaction; signing it anew", call.id, call.function, tx_hash,
+                )  # fmt: skip
+                self.inbox.reset(call.id, f"nonce {call.nonce} taken after a reorganisation")
+        if not final:
+            self.wake()  # reopened or re-signed calls go out in the next pass
+        return final
+
+    def _depth(self) -> int:
+        if self.confirmations is not None:
+            return self.confirmations
+        return self.ledger.options.confirmations
 
     async def wait_for(self, call_id: int, timeout: float | None = None) -> InboxCall:
         """The call once it is finished (``done`` or ``reverted``).
@@ -159,25 +217,33 @@ class CallSender:
         assert call.raw is not None and call.transaction_hash is not None
         tx_hash = call.transaction_hash
         try:
-            await self.ledger.rpc.send_raw(call.raw)
+            await self._transactor.broadcast(tx_hash, call.raw)
         except TransactionRefused as refused:
-            if not already_sent(refused.message):
-                if not nonce_too_low(refused.message):
-                    raise
-                if await self.ledger.receipt(tx_hash) is None:
-                    # the nonce is taken by another transaction: ours can never be mined
-                    self.counters["resigned"] += 1
-                    self.inbox.reset(call.id, f"nonce {call.nonce} taken by another transaction")
-                    return await self._advance(self.inbox.get(call.id))
+            if not nonce_too_low(refused.message):
+                raise
+            return await self._resign(call, f"nonce {call.nonce} taken by another transaction")
         try:
-            receipt = await self.ledger.rpc.wait_for_receipt([tx_hash])
+            # the receipt only: the depth needs later blocks, which later passes look for
+            settled = await self._transactor.wait_final(tx_hash, call.raw, confirmations=0)
         except TransactionReverted as reverted:
             self._reverted(call, reverted.reason or str(reverted), tx_hash)
         else:
-            self.inbox.mark_done(call.id, tx_hash, receipt.block_number)
-            self.counters["applied"] += 1
+            if settled.finality is Finality.DISPLACED:
+                return await self._resign(call, f"nonce {call.nonce} taken by another transaction")
+            assert settled.receipt is not None
+            if self._depth() == 0:
+                self.inbox.mark_done(call.id, tx_hash, settled.receipt.block_number)
+                self.counters["applied"] += 1
+            else:
+                self.inbox.mark_mined(call.id, tx_hash, settled.receipt.block_number)
         await self._notify()
         return True
+
+    async def _resign(self, call: InboxCall, why: str) -> bool:
+        """``call``'s transaction can never be mined: sign it anew (the next nonce)."""
+        self.counters["resigned"] += 1
+        self.inbox.reset(call.id, why)
+        return await self._advance(self.inbox.get(call.id))
 
     def _reverted(self, call: InboxCall, reason: str, tx_hash: str | None) -> None:
         self.inbox.mark_reverted(call.id, reason, tx_hash)

@@ -75,6 +75,9 @@ class CallStatus(enum.Enum):
     """Accepted; no transaction signed for it yet (or its transaction can never be mined)."""
     SIGNED = "signed"
     """Its signed transaction is stored; it may or may not have reached the node."""
+    MINED = "mined"
+    """Mined and succeeded, not yet ``confirmations`` blocks deep: a reorganisation may
+    still drop it (then its stored bytes are sent again)."""
     DONE = "done"
     """Mined and succeeded: applied on-chain, once."""
     REVERTED = "reverted"
@@ -255,6 +258,29 @@ class Inbox:
             (transaction_hash, block_number, time.time(), call_id),
         )
 
+    def mark_mined(self, call_id: int, transaction_hash: str, block_number: int) -> None:
+        """The call's transaction is mined and succeeded; not deep enough to be done yet."""
+        self._update(
+            "UPDATE calls SET status = 'mined', transaction_hash = ?, block_number = ?,"
+            " error = NULL WHERE id = ?",
+            (transaction_hash, block_number, call_id),
+        )
+
+    def mined_calls(self) -> list[InboxCall]:
+        """Calls mined but not yet final, oldest first."""
+        return [
+            _row(r)
+            for r in self._db.execute(_SELECT + " WHERE status = 'mined' ORDER BY id").fetchall()
+        ]
+
+    def reopen(self, call_id: int, error: str) -> None:
+        """A mined call a reorganisation dropped: back to ``signed`` (its bytes sent again)."""
+        self._update(
+            "UPDATE calls SET status = 'signed', block_number = NULL, error = ?,"
+            " attempts = attempts + 1 WHERE id = ? AND status = 'mined'",
+            (error[:500], call_id),
+        )
+
     def mark_reverted(self, call_id: int, reason: str, transaction_hash: str | None) -> None:
         """The contract refused the call (``transaction_hash``: mined and reverted)."""
         self._update(
@@ -264,11 +290,11 @@ class Inbox:
         )
 
     def reset(self, call_id: int, error: str) -> None:
-        """A signed call whose nonce another transaction took: back to pending, re-signed next."""
+        """A call whose nonce another transaction took: back to pending, re-signed next."""
         self._update(
             "UPDATE calls SET status = 'pending', nonce = NULL, raw = NULL,"
-            " transaction_hash = NULL, error = ?, attempts = attempts + 1"
-            " WHERE id = ? AND status = 'signed'",
+            " transaction_hash = NULL, block_number = NULL, error = ?, attempts = attempts + 1"
+            " WHERE id = ? AND status IN ('signed', 'mined')",
             (error[:500], call_id),
         )
 
