@@ -24,6 +24,8 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │   ├── InvalidSignature          a signature does not verify or names someone else
 │   │   │   └── PartialSignatureInvalid  crosschain.errors: a partial BLS signature fails
 │   │   ├── MalformedPacket           messaging.packets: bytes that are no MQTT 3.1.1 packet
+│   │   │   └── PacketTooLarge        messaging.packets: a packet over the client's max_packet
+│   │   ├── MessageTooLarge           messaging.packets: a publish over [mqtt] max_message_bytes
 │   │   ├── FunctionMismatch          offchain.functions: function's hash is not the pinned one
 │   │   ├── InvalidReceipt            domain.sale_receipt: malformed, or not signed by its buyer
 │   │   ├── MalformedRequest          gateway.jsonrpc: a body answered by one JSON-RPC error

@@ -69,6 +69,10 @@ class Device:
 
     ``max_inflight`` readings may await their PUBACK at once
     (:attr:`~pervasive.messaging.client.ClientOptions.max_inflight`: raise it with mosquitto).
+    ``autosave_interval`` is the broker's (``[mqtt] autosave_interval``): a reading stays
+    in the outbox that long (plus 2 s) after its PUBACK and is sent again if the
+    connection drops first, so a broker killed before saving it loses nothing.
+    The MQTT client id is the certificate's identity, ``device_id``.
     """
 
     def __init__(
@@ -84,11 +88,13 @@ class Device:
         keepalive: int = 30,
         max_inflight: int = 1,
         resync_poll: float = 0.2,
+        autosave_interval: int = 5,
     ) -> None:
         self.device_id = validate_device_id(device_id)
         self.folder = folder
         self._host, self._port, self._keepalive = host, port, keepalive
         self._max_inflight = max_inflight
+        self._autosave_interval = autosave_interval
         self._sensors = {spec.name: spec for spec in sensors}
         self._actuators = {spec.key: spec for spec in actuators}
         self._keys = {name: folder.signing_key(name) for name in self._sensors}
@@ -137,6 +143,11 @@ class Device:
             return self._client.pending
         return len(self._offline) if self._offline is not None else 0
 
+    @property
+    def retained(self) -> int:
+        """Readings the broker acknowledged that the outbox keeps until it surely saved them."""
+        return self._client.retained if self._client is not None else 0
+
     async def connect(self) -> None:
         """Connect (with the device certificate), resume the outbox, synchronise the shadow.
 
@@ -152,10 +163,10 @@ class Device:
                 self._host,
                 self._port,
                 self.folder.credentials(),
-                client_id=self.device_id,
                 outbox=self.folder.outbox_path,
                 keepalive=self._keepalive,
                 max_inflight=self._max_inflight,
+                autosave_interval=self._autosave_interval,
             )
         )
         await client.connect()

@@ -9,9 +9,10 @@ connection; why not paho or gmqtt is said there). Control flow:
 2. A supervisor task then owns the connection. While connected the link hands
    broker messages to :meth:`messages` and, for a durable client, the drain runs
    (outbox rows to the broker in order, up to ``max_inflight`` awaiting their PUBACK
-   at once, rows deleted after their PUBACK). When the
+   at once). An acknowledged row is kept ``autosave_interval + 2`` seconds more, as
+   long as the broker may not have saved it (:mod:`.outbox`). When the
    connection drops it reconnects with exponential backoff and jitter, resubscribes
-   and resumes the drain at the oldest unacknowledged row.
+   and resumes the drain at the oldest row the broker may not have saved.
 3. A durable client (``outbox`` set) also asks the broker for a persistent session
    (``clean_session=False``), so QoS 1 messages for it are queued while it is away.
 4. Received QoS 1 messages are acknowledged (PUBACK) as they arrive; with
@@ -25,7 +26,13 @@ connection; why not paho or gmqtt is said there). Control flow:
 outbox (:meth:`MqttClient.publish_many`: a batch in one transaction);
 :meth:`MqttClient.flush` waits until the broker acknowledged everything.
 Publishes and subscriptions the access policy forbids raise :class:`TopicDenied`
-before anything is sent: MQTT 3.1.1 brokers drop them silently otherwise.
+before anything is sent: MQTT 3.1.1 brokers drop them silently otherwise. So does a
+publish larger than ``max_message_bytes`` (:class:`MessageTooLarge`, counted in
+:attr:`MqttClient.refusals`); a packet from the broker larger than that closes the
+connection.
+
+The client id is always the certificate's identity (issue 11, item 1): brokers bind
+a session to it, so no certificate can take over another identity's session.
 
 Example::
 
@@ -43,6 +50,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +61,7 @@ from pervasive.messaging.access import may_publish, may_subscribe
 from pervasive.messaging.errors import BrokerUnavailable, ConnectionRefused, TopicDenied
 from pervasive.messaging.link import Link
 from pervasive.messaging.outbox import Outbox, OutboxEntry, drain_outbox
+from pervasive.messaging.packets import MessageTooLarge, publish_size
 from pervasive.messaging.port import MqttMessage
 from pervasive.messaging.tls import ClientCredentials
 from pervasive.messaging.topics import validate_topic, validate_topic_filter
@@ -69,8 +78,7 @@ class ClientOptions:
     host: str
     port: int
     credentials: ClientCredentials
-    client_id: str | None = None
-    """MQTT client id; defaults to the certificate CN (stable, so sessions persist)."""
+    """The certificate and key; its identity (CN) is also the MQTT client id."""
     outbox: Path | None = None
     """SQLite file of the durable outbox; set it for a durable session."""
     keepalive: int = 30
@@ -101,6 +109,22 @@ class ClientOptions:
     in order (a PUBACK acknowledged early waits for the earlier ones, [MQTT-4.6.0-2]);
     a message it never acknowledges holds back the PUBACKs after it on that
     connection."""
+    max_message_bytes: int = 1024 * 1024
+    """Largest PUBLISH packet sent (larger ones are refused before sending, counted) or
+    accepted from the broker (a larger one closes the connection)."""
+    autosave_interval: int = 5
+    """Seconds between the broker's saves of its persistence (mosquitto's
+    ``autosave_interval``). The outbox keeps an acknowledged message this long plus
+    2 s and sends it again if the connection drops first; 0 forgets it at its PUBACK
+    (only for a broker that saves before it acknowledges)."""
+
+
+_RETENTION_MARGIN = 2.0
+"""Seconds beyond ``autosave_interval`` that an acknowledged message is retained.
+
+mosquitto saves when ``last_save + autosave_interval < now`` in whole seconds, so its
+saves are ``autosave_interval + 1`` s apart, plus a turn of its main loop and the
+write itself; one more second covers those."""
 
 
 def _is_failure(code: int) -> bool:
@@ -113,9 +137,17 @@ class MqttClient:
 
     def __init__(self, options: ClientOptions) -> None:
         self.options = options
+        if options.autosave_interval < 0:
+            raise InvalidInput(
+                f"autosave_interval must be 0 or more seconds, got {options.autosave_interval}"
+            )
         self.identity = options.credentials.identity()
-        self._client_id = options.client_id or self.identity
-        self._outbox = Outbox.open(options.outbox) if options.outbox is not None else None
+        self._client_id = self.identity
+        self._outbox = (
+            Outbox.open(options.outbox, retention=self.retention)
+            if options.outbox is not None
+            else None
+        )
         self._subscriptions: dict[str, int] = {}
         self._incoming: asyncio.Queue[MqttMessage] = asyncio.Queue()
         self._link: Link | None = None
@@ -131,13 +163,22 @@ class MqttClient:
         """How many times the connection was re-established (a figure for tests and ops)."""
         self.last_error: str | None = None
         """Why the last connection attempt or connection failed."""
+        self.refusals: Counter[str] = Counter()
+        """Refusals by reason: ``message_too_large`` (a publish over ``max_message_bytes``),
+        ``packet_too_large`` and ``malformed_packet`` (from the broker; the link closed)."""
 
     # -- MqttConnection ------------------------------------------------------
 
     @property
     def client_id(self) -> str:
-        """The MQTT client id (the certificate CN unless overridden)."""
+        """The MQTT client id: the certificate's identity (CN)."""
         return self._client_id
+
+    @property
+    def retention(self) -> float:
+        """Seconds the outbox keeps a message after its PUBACK (0: forgotten at once)."""
+        interval = self.options.autosave_interval
+        return interval + _RETENTION_MARGIN if interval > 0 else 0.0
 
     @property
     def durable(self) -> bool:
@@ -161,9 +202,7 @@ class MqttClient:
 
         Example: ``await client.publish("pervasive/devices/lock-7/telemetry", b"21.5")``.
         """
-        validate_topic(topic)
-        if self.options.check_access and not may_publish(self.identity, topic):
-            raise TopicDenied(self.identity, topic, "publish on")
+        self._check_publish(topic, payload, qos)
         if self._outbox is not None and qos >= 1:
             self._outbox.append(topic, payload, qos=1, retain=retain)
             self._drained.clear()
@@ -182,10 +221,8 @@ class MqttClient:
         Example: ``await client.publish_many([(topic, b"1"), (topic, b"2")])``.
         """
         batch = list(messages)
-        for topic, _ in batch:
-            validate_topic(topic)
-            if self.options.check_access and not may_publish(self.identity, topic):
-                raise TopicDenied(self.identity, topic, "publish on")
+        for topic, payload in batch:
+            self._check_publish(topic, payload, qos)
         if self._outbox is not None and qos >= 1:
             self._outbox.append_many(batch, qos=1, retain=retain)
             self._drained.clear()
@@ -193,6 +230,21 @@ class MqttClient:
             return
         for topic, payload in batch:
             await self._publish_now(topic, payload, qos=qos, retain=retain)
+
+    def _check_publish(self, topic: str, payload: bytes, qos: int) -> None:
+        """Refuse, before anything is stored or sent, what the broker would drop."""
+        validate_topic(topic)
+        if self.options.check_access and not may_publish(self.identity, topic):
+            raise TopicDenied(self.identity, topic, "publish on")
+        size = publish_size(topic, payload, qos=1 if qos else 0)
+        limit = self.options.max_message_bytes
+        if size > limit:
+            self.refusals["message_too_large"] += 1
+            raise MessageTooLarge(
+                f"the message on {topic!r} is {size:,} bytes, over the {limit:,} bytes brokers "
+                "accept ([mqtt] max_message_bytes): split it, or raise the limit on the "
+                "broker and its clients"
+            )
 
     async def _publish_now(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
         link = self._require_link()
@@ -287,8 +339,16 @@ class MqttClient:
         """Messages in the outbox not yet acknowledged by the broker."""
         return len(self._outbox) if self._outbox is not None else 0
 
+    @property
+    def retained(self) -> int:
+        """Acknowledged messages kept until the broker surely saved them (see ``retention``)."""
+        return self._outbox.retained if self._outbox is not None else 0
+
     async def close(self) -> None:
-        """Disconnect; unacknowledged outbox messages stay on disk for the next run.
+        """Disconnect; outbox messages stay on disk for the next run.
+
+        Those not acknowledged yet, and those acknowledged within ``retention`` (the
+        broker may not have saved them), are sent on the next connection.
 
         Example: ``await client.close()``.
         """
@@ -335,6 +395,8 @@ class MqttClient:
             deliver=self._incoming.put_nowait,
             manual_ack=self.options.manual_ack,
             number=self._links_opened,
+            max_packet=self.options.max_message_bytes,
+            refusals=self.refusals,
         )
         self._newest = link
         return link
@@ -407,6 +469,7 @@ class MqttClient:
                 drained=self._drained,
                 window=self.options.max_inflight,
                 ack_timeout=self.options.ack_timeout,
+                heard=lambda: link.heard_at,
             )
         except TimeoutError as exc:
             raise BrokerUnavailable(f"connection looks dead: {exc}") from exc

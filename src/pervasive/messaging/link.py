@@ -48,17 +48,20 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import cast
 
 from pervasive.errors import InternalError
 from pervasive.messaging.errors import BrokerUnavailable, ConnectionRefused
 from pervasive.messaging.packets import (
+    MAX_REMAINING_LENGTH,
     ConnAck,
     ConnectReturnCode,
     MalformedPacket,
     PacketDecoder,
+    PacketTooLarge,
     PubAck,
     Publish,
     SubAck,
@@ -151,14 +154,17 @@ class Link(asyncio.Protocol):
         keepalive: int,
         manual_ack: bool = False,
         number: int = 0,
+        max_packet: int = MAX_REMAINING_LENGTH,
+        refusals: Counter[str] | None = None,
     ) -> None:
         self._deliver = deliver
+        self._refusals = refusals if refusals is not None else Counter()
         self._keepalive = keepalive
         self._manual_ack = manual_ack
         self.number = number
         """Which connection of its client this is (:attr:`Delivery.connection`)."""
         self._received = Acknowledgements()
-        self._decoder = PacketDecoder()
+        self._decoder = PacketDecoder(max_packet)
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._outgoing: list[bytes] = []
@@ -192,12 +198,17 @@ class Link(asyncio.Protocol):
         deliver: Callable[[MqttMessage], None],
         manual_ack: bool = False,
         number: int = 0,
+        max_packet: int = MAX_REMAINING_LENGTH,
+        refusals: Counter[str] | None = None,
     ) -> Link:
         """Connect over TLS, send CONNECT and wait for a successful CONNACK.
 
         With ``manual_ack`` a received QoS 1 message carries a :class:`Delivery` and
         its PUBACK waits for :meth:`acknowledge`; ``number`` tells this connection
-        from the client's others.
+        from the client's others. A packet from the broker longer than ``max_packet``
+        (its remaining length) closes the connection; each such refusal, and each
+        malformed packet, is counted in ``refusals`` (``packet_too_large``,
+        ``malformed_packet``).
 
         Raises :class:`ConnectionRefused` (TLS or CONNACK refusal) or
         :class:`BrokerUnavailable` (unreachable, closed or silent before CONNACK).
@@ -206,7 +217,14 @@ class Link(asyncio.Protocol):
         """
 
         def protocol() -> Link:
-            return cls(deliver, keepalive=keepalive, manual_ack=manual_ack, number=number)
+            return cls(
+                deliver,
+                keepalive=keepalive,
+                manual_ack=manual_ack,
+                number=number,
+                max_packet=max_packet,
+                refusals=refusals,
+            )
 
         link = await cls._connect(host, port, context, timeout=timeout, protocol=protocol)
         try:
@@ -299,6 +317,11 @@ class Link(asyncio.Protocol):
         except TimeoutError:
             self.abort("the TLS close timed out")
             await asyncio.sleep(0)  # the transport closes its socket on the next turn
+
+    @property
+    def heard_at(self) -> float:
+        """Wall-clock time (``time.time()``) of the last bytes received from the broker."""
+        return time.time() - (self._loop.time() - self._last_received)
 
     @property
     def lost_reason(self) -> str | None:
@@ -428,6 +451,8 @@ class Link(asyncio.Protocol):
         try:
             packets = self._decoder.feed(data)
         except MalformedPacket as exc:
+            reason = "packet_too_large" if isinstance(exc, PacketTooLarge) else "malformed_packet"
+            self._refusals[reason] += 1
             _log.warning("malformed packet from the broker, closing: %s", exc)
             self.abort(f"malformed packet from the broker: {exc}")
             return

@@ -37,8 +37,10 @@ __all__ = [
     "ConnAck",
     "ConnectReturnCode",
     "MalformedPacket",
+    "MessageTooLarge",
     "Packet",
     "PacketDecoder",
+    "PacketTooLarge",
     "PingResp",
     "PubAck",
     "Publish",
@@ -49,6 +51,7 @@ __all__ = [
     "encode_puback",
     "encode_publish",
     "encode_subscribe",
+    "publish_size",
 ]
 
 MAX_REMAINING_LENGTH = 268_435_455
@@ -68,6 +71,26 @@ class MalformedPacket(InvalidInput):
     The connection must be closed; the client reconnects and nothing acknowledged is
     lost (unacknowledged publishes are sent again from the outbox).
     """
+
+
+class PacketTooLarge(MalformedPacket):
+    """The peer announced a packet longer than this client's ``max_packet``; close the link."""
+
+
+class MessageTooLarge(InvalidInput):
+    """A message to publish is larger than the ``[mqtt] max_message_bytes`` brokers accept."""
+
+
+def publish_size(topic: str, payload: bytes, *, qos: int) -> int:
+    """Bytes of the PUBLISH packet carrying ``payload`` on ``topic``, fixed header included.
+
+    Example: ``publish_size("t", b"abc", qos=1) == 10``.
+    """
+    remaining = 2 + len(topic.encode()) + (2 if qos else 0) + len(payload)
+    digits = 1  # of the remaining length, 7 bits each (section 2.2.3)
+    while digits < 4 and remaining >= 128**digits:
+        digits += 1
+    return 1 + digits + remaining
 
 
 class ConnectReturnCode(enum.IntEnum):
@@ -274,7 +297,7 @@ class PacketDecoder:
             if not complete:
                 break  # the remaining length is not all here yet
             if length > self._max_packet:
-                raise MalformedPacket(
+                raise PacketTooLarge(
                     f"packet of {length} bytes exceeds this client's limit of {self._max_packet}"
                 )
             if end - index < length:

@@ -610,7 +610,8 @@ class Platform:
         under ``<root>/mqtt``); ``port`` to this platform's broker's, else
         ``settings.mqtt_port``, else the broker of a ``pervasive up`` running from the
         data directory (its run file); ``changes`` override any other field
-        (``outbox=``, ``client_id=``, ``max_inflight=``).
+        (``outbox=``, ``max_inflight=``, ``manual_ack=``); the client id is always
+        ``identity`` (the certificate's).
 
         Example: ``MqttClient(platform.client_options("svc:node.n1", outbox=path))``.
         """

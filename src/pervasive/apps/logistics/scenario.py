@@ -241,6 +241,10 @@ async def _start(
         # beside the CA, which outlives a run: its certificate is issued once
         credentials = authority.client_credentials(device_id, platform.root / "devices")
         folder = DeviceFolder(credentials.cert_file.parent)
+        # a run is a new world: what the outbox kept from the last run (acknowledged
+        # readings it would send again, issue 11 item 6) is not for this one
+        for stale in (folder.outbox_path, *folder.path.glob(folder.outbox_path.name + "-*")):
+            stale.unlink(missing_ok=True)
         devices[device_id] = Device(device_id, folder, host=platform.settings.mqtt_host,
                                     port=broker.port, sensors=sensors)  # fmt: skip
         stack.push_async_callback(devices[device_id].close)
