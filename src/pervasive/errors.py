@@ -36,7 +36,7 @@ PervasiveError                        root of every error pervasive raises on pu
 │   │   ├── SpecError                 service.spec: a spec is malformed or does not fit its contract
 │   │   └── _Failure                  shadow.protocol, private: a parser's rejection
 │   ├── ReplayedMessage               a sequence number or nonce seen before
-│   │   └── DuplicateShadowRequest    shadow.store: a request (clientToken and payload) already applied
+│   │   └── DuplicateShadowRequest    shadow.store: a request (token and payload) already applied
 │   ├── NotFound (LookupError)        an entity, deployment or record does not exist
 │   ├── ChainUnavailable              the node cannot be reached or started
 │   │   └── LitecoinUnavailable       crosschain.errors: litecoind cannot be started or reached
