@@ -10,22 +10,16 @@ the last blocks at the same height.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from anvil_control import anvil_call
 from pervasive.chain import Ledger
 from pervasive.contracts.data_index import DataIndex
 from pervasive.crosschain.evm_chain import EvmDataChain
 from pervasive.crypto import keccak256
 
 CIPHERTEXT = b"\x5a" * 300
-
-
-async def _rpc(ledger: Ledger, method: str, params: list[Any]) -> Any:
-    answer = await ledger.w3.provider.make_request(method, params)  # type: ignore[arg-type]
-    assert "error" not in answer, answer
-    return answer["result"]
 
 
 @pytest.fixture
@@ -37,14 +31,14 @@ async def chain(ledger: Ledger, artifacts: Path) -> EvmDataChain:
 
 async def test_a_posting_reverted_and_outmined_is_gone(ledger: Ledger, chain: EvmDataChain) -> None:
     payment_id, provider = keccak256(b"reorg me"), ledger.dev_signer(5).address
-    snapshot = await _rpc(ledger, "evm_snapshot", [])
+    snapshot = await anvil_call(ledger, "evm_snapshot", [])
     tx_id = await chain.post_index(payment_id, ledger.dev_signer(9).address, CIPHERTEXT)
     posted = await chain.find_index(payment_id, provider=provider)
     proof = await chain.prove_inclusion(tx_id)
     assert posted is not None and posted.tx_id == tx_id
     assert proof is not None and chain.verify_inclusion(proof) and await chain.is_canonical(proof)
 
-    await _rpc(ledger, "evm_revert", [snapshot])
+    await anvil_call(ledger, "evm_revert", [snapshot])
     await ledger.mine(3)  # the other branch overtakes the posting's block
     assert await ledger.block_number() > proof.block_number
 
@@ -70,7 +64,7 @@ async def test_anvil_reorg_drops_the_last_posting_and_keeps_the_deeper_one(
     assert shallow_proof is not None
     head = await ledger.block_number()
 
-    await _rpc(ledger, "anvil_reorg", [1, []])  # block `head` replaced by an empty one
+    await anvil_call(ledger, "anvil_reorg", [1, []])  # block `head` replaced by an empty one
 
     assert await ledger.block_number() == head
     replaced = await ledger.rpc.block_header(head)

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from pervasive.chain import Ledger, open_ledger
+from anvil_control import anvil_call
+from pervasive.chain import open_ledger
 from pervasive.committee import SubmissionStatus, Submitter
 from pervasive.config import Settings
 from pervasive.crypto import PrivateKey, keccak256
@@ -33,12 +34,6 @@ pytestmark = pytest.mark.anvil
 
 DEPTH = 2
 UNITS = 7
-
-
-async def _rpc(ledger: Ledger, method: str, params: list[Any]) -> Any:
-    answer = await ledger.w3.provider.make_request(method, params)  # type: ignore[arg-type]
-    assert "error" not in answer, answer
-    return answer["result"]
 
 
 @pytest.fixture
@@ -96,7 +91,7 @@ async def test_an_update_reorganised_away_is_sent_again_and_recorded_once(
     row = submitter.get(0)
     assert row is not None and row.status is SubmissionStatus.SENDING
 
-    await _rpc(ledger, "anvil_reorg", [1, []])  # its block replaced by an empty one
+    await anvil_call(ledger, "anvil_reorg", [1, []])  # its block replaced by an empty one
     assert not await mined()
     while not sending.done():  # blocks keep coming, without the update unless re-sent
         await ledger.mine(1)

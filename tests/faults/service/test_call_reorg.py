@@ -11,15 +11,13 @@ database holds one ``RecordSet`` for the call, and the call is done once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pervasive.chain import ContractCall, Ledger, TransactionManager, open_ledger
-from pervasive.config import Settings
+from anvil_control import anvil_call
+from pervasive.chain import ContractCall, Ledger, TransactionManager
 from pervasive.contracts.contract_database import ContractDatabase, record_key
 from pervasive.service.calls import CallSender
 from pervasive.service.inbox import CallStatus, Inbox, NewCall
@@ -28,21 +26,6 @@ pytestmark = pytest.mark.anvil
 
 DEPTH = 2
 KEY = record_key("cost", "ship-1")
-
-
-async def _rpc(ledger: Ledger, method: str, params: list[Any]) -> Any:
-    answer = await ledger.w3.provider.make_request(method, params)  # type: ignore[arg-type]
-    assert "error" not in answer, answer
-    return answer["result"]
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    chain = await open_ledger(Settings(home=tmp_path / "home", backend="anvil"), persist=False)
-    try:
-        yield chain
-    finally:
-        await chain.close()
 
 
 @pytest.fixture
@@ -60,7 +43,7 @@ async def world(ledger: Ledger, tmp_path: Path) -> tuple[CallSender, ContractDat
     call = inbox.get(call_id)
     assert call.status is CallStatus.MINED and call.transaction_hash is not None
     assert not await sender.settle_mined()  # mined in a block nothing is on top of yet
-    await _rpc(ledger, "anvil_reorg", [1, []])  # that block replaced by an empty one
+    await anvil_call(ledger, "anvil_reorg", [1, []])  # that block replaced by an empty one
     assert await ledger.rpc.receipt(call.transaction_hash) is None
     assert await database.get_uint(KEY) == 0
     return sender, database, call_id

@@ -11,15 +11,13 @@ paid once and the episode is done once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pervasive.chain import ContractCall, Ledger, TransactionManager, open_ledger
-from pervasive.config import Settings
+from anvil_control import anvil_call
+from pervasive.chain import ContractCall, Ledger, TransactionManager
 from pervasive.contracts.asset_tracking import AssetTracking
 from pervasive.crypto import PrivateKey
 from pervasive.devices import sensor_topic, sign_reading
@@ -47,21 +45,6 @@ def reading(device: str, q: int, cell: str, moment: int) -> tuple[str, bytes]:
     return sensor_topic(device, "location"), wire
 
 
-async def _rpc(ledger: Ledger, method: str, params: list[Any]) -> Any:
-    answer = await ledger.w3.provider.make_request(method, params)  # type: ignore[arg-type]
-    assert "error" not in answer, answer
-    return answer["result"]
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    chain = await open_ledger(Settings(home=tmp_path / "home", backend="anvil"), persist=False)
-    try:
-        yield chain
-    finally:
-        await chain.close()
-
-
 @pytest.fixture
 async def world(ledger: Ledger, tmp_path: Path) -> tuple[TriggerService, AssetTracking, bytes]:
     """A service whose trigger has fired once; its payment is mined but not yet deep."""
@@ -85,7 +68,7 @@ async def world(ledger: Ledger, tmp_path: Path) -> tuple[TriggerService, AssetTr
     (episode,) = service.store.episodes()
     assert episode.status is EpisodeStatus.SENT and episode.transaction_hash is not None
     assert await tracking.is_paid(firing.key)
-    await _rpc(ledger, "anvil_reorg", [1, []])  # that block replaced by an empty one
+    await anvil_call(ledger, "anvil_reorg", [1, []])  # that block replaced by an empty one
     assert not await tracking.is_paid(firing.key)
     assert await ledger.rpc.receipt(episode.transaction_hash) is None
     return service, tracking, firing.key

@@ -26,7 +26,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from pervasive.platform import Platform
 from pervasive.service.deployment import ServiceBook, ServiceDeployment, deploy_service
 from pervasive.service.runtime import ServiceRuntime, service_folder
 from pervasive.service.spec import load_spec
+from pervasive_child import PervasiveChild
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -78,7 +78,7 @@ args = ["shipment", "$device", "$sequence"]
 
 
 @dataclass
-class World:
+class World(PervasiveChild):
     home: Path
     spec: Path
     env: dict[str, str]
@@ -98,27 +98,11 @@ class World:
             declarations={"container-1": {"delivery": self.device.declaration("delivery")}},
         )  # fmt: skip
 
-    def start(self) -> subprocess.Popen[bytes]:
-        with open(self.home / "service.log", "ab") as log:  # the child keeps its own copy
-            return subprocess.Popen(
-                [sys.executable, "-m", "pervasive", "--home", str(self.home),
-                 "--backend", "rpc", "--rpc-url", self.chain_url,
-                 "service", "run", str(self.spec), "--account", "operator"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+    log_name = "service.log"
 
-    def log(self) -> str:
-        return (self.home / "service.log").read_text(errors="replace")
-
-    async def ready(self, process: subprocess.Popen[bytes], starts: int) -> None:
-        """Wait until the ``starts``-th run printed that it serves."""
-        try:
-            async with asyncio.timeout(60):
-                while self.log().count("Ctrl-C stops it") < starts:
-                    assert process.poll() is None, f"exited with {process.returncode}"
-                    await asyncio.sleep(0.1)
-        except (TimeoutError, AssertionError) as exc:
-            pytest.fail(f"the service did not start: {exc}\n{self.log()[-4000:]}")
+    def arguments(self) -> list[str]:
+        return ["--backend", "rpc", "--rpc-url", self.chain_url,
+                "service", "run", str(self.spec), "--account", "operator"]  # fmt: skip
 
     async def total(self) -> int:
         return int(await self.contract.call("total"))

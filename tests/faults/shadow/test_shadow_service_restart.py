@@ -27,7 +27,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from pervasive.config import Settings
 from pervasive.messaging import ClientOptions, MqttClient, find_mosquitto
 from pervasive.platform import SHADOW_IDENTITY, Platform
 from pervasive.shadow import ShadowKey, ShadowStore
+from pervasive_child import PervasiveChild
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -52,33 +52,17 @@ KILL_AT = (30, 75)
 
 
 @dataclass
-class World:
+class World(PervasiveChild):
     home: Path
     env: dict[str, str]
     port: int
     device: MqttClient
     answers: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
 
-    def start(self) -> subprocess.Popen[bytes]:
-        with open(self.home / "shadow.log", "ab") as log:  # the child keeps its own copy
-            return subprocess.Popen(
-                [sys.executable, "-m", "pervasive", "--home", str(self.home),
-                 "shadow", "run", "--port", str(self.port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+    log_name = "shadow.log"
 
-    def log(self) -> str:
-        return (self.home / "shadow.log").read_text(errors="replace")
-
-    async def ready(self, process: subprocess.Popen[bytes], starts: int) -> None:
-        """Wait until the ``starts``-th run printed that it serves."""
-        try:
-            async with asyncio.timeout(60):
-                while self.log().count("Ctrl-C stops it") < starts:
-                    assert process.poll() is None, f"exited with {process.returncode}"
-                    await asyncio.sleep(0.05)
-        except (TimeoutError, AssertionError) as exc:
-            pytest.fail(f"the shadow service did not start: {exc}\n{self.log()[-4000:]}")
+    def arguments(self) -> list[str]:
+        return ["shadow", "run", "--port", str(self.port)]
 
     async def until(self, condition: Callable[[], bool], *, timeout: float) -> None:
         """Wait for ``condition``; on timeout go on (the assertions say what is missing)."""
