@@ -19,6 +19,7 @@ runs (one process may run an embedded chain at a time). With ``backend = "anvil"
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 from dataclasses import asdict, replace
@@ -91,10 +92,10 @@ def up(
                     highlight=False,
                     soft_wrap=True,
                 )
-                # runs until cancelled (Ctrl-C); a shadow service that fails ends `up` with
-                # its error instead of leaving a stack that only looks alive
-                await (await platform.shadow()).task
-                raise InternalError("the shadow service stopped serving without an error")
+                # runs until cancelled (Ctrl-C); a shadow service that fails, or a mosquitto
+                # that dies, ends `up` with its error (one line) instead of leaving a stack
+                # that only looks alive
+                await _until_a_part_fails(platform)
             finally:
                 path.unlink(missing_ok=True)
 
@@ -103,6 +104,25 @@ def up(
     # the gateway's loop (uvloop where installed) runs the whole stack
     run_until_stopped(go(), loop_factory=loop_factory())
     state.console.print("stack stopped", highlight=False)
+
+
+async def _until_a_part_fails(platform: Platform) -> None:
+    """Wait while the shadow service serves and mosquitto (when it is the broker) runs."""
+    from pervasive.messaging import MosquittoBroker
+
+    watched: list[asyncio.Future[None]] = [(await platform.shadow()).task]
+    broker = await platform.broker()
+    if isinstance(broker, MosquittoBroker):
+        watched.append(asyncio.ensure_future(broker.supervise()))
+    try:
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in watched[1:]:  # the supervisor; the platform stops the shadow service
+            task.cancel()
+        await asyncio.gather(*watched[1:], return_exceptions=True)
+    raise InternalError("the shadow service stopped serving without an error")
 
 
 def status(

@@ -129,3 +129,29 @@ def test_up_runs_the_stack_until_interrupted(tmp_path: Path, backend: str) -> No
             assert not port_open(endpoint["host"], endpoint["port"], timeout=0.5), endpoint
     code, document = status(home)
     assert (code, document["state"]) == (3, "stopped")
+
+
+@pytest.mark.mosquitto
+def test_up_ends_in_one_line_when_its_mosquitto_dies(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    command = pervasive(home, "up")
+    env = {**ENV, "PERVASIVE_BROKER": "mosquitto"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        document = wait_running(home, process)
+        (broker,) = [e for e in document["record"]["endpoints"] if e["name"] == "broker"]
+        assert broker["kind"] == "mosquitto" and broker["pid"] != process.pid
+        os.kill(broker["pid"], signal.SIGKILL)
+        try:
+            _, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("up kept running after its mosquitto was killed") from None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "mosquitto" in lines[0] and "SIGKILL" in lines[0], err
+    assert not run_file(home).exists()  # the stack stopped and removed its run file
