@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pervasive.cli.session import state_of
@@ -54,12 +55,23 @@ def import_key(ctx: typer.Context, name: Name) -> None:
 
 @app.command("list")
 def list_accounts(ctx: typer.Context) -> None:
-    """List the keystore's accounts with their addresses. Example: ``pervasive account list``."""
+    """List the keystore's accounts with their addresses (an unreadable file says why).
+
+    Example: ``pervasive account list``.
+    """
     state = state_of(ctx)
     keystore = state.keystore()
     table = Table(title=f"Accounts in {keystore.folder}")
-    table.add_column("name")
+    table.add_column("name", no_wrap=True)
     table.add_column("address", no_wrap=True)
+    problems: list[str] = []
     for name in keystore.names():
-        table.add_row(name, keystore.address_of(name))
+        try:
+            address = keystore.address_of(name)
+        except KeystoreError as exc:  # one bad file must not hide the others
+            address = "[red]unreadable (see below)[/red]"
+            problems.append(str(exc))
+        table.add_row(name, address)
     state.console.print(table)
+    for problem in problems:
+        state.console.print(f"warning: {escape(problem)}", highlight=False, soft_wrap=True)

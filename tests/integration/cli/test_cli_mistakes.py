@@ -182,6 +182,19 @@ def test_corrupt_key_file_is_not_called_a_wrong_password(cli: Invoke, home: Path
     refused(cli("notary", "key", "--account", "alice"), str(key_file), "corrupt")
 
 
+def test_account_list_shows_a_corrupt_key_file_beside_the_good_ones(
+    cli: Invoke, home: Path
+) -> None:
+    assert cli("account", "create", "alice").exit_code == 0
+    assert cli("account", "create", "bob").exit_code == 0
+    (home / "keystore" / "alice.json").write_bytes(GARBAGE)
+    listed = cli("account", "list")
+    assert listed.exit_code == 0, listed.output
+    flat = "".join(listed.output.split())  # rich wraps long cells
+    assert "alice" in flat and "unreadable" in flat and "corrupt" in flat
+    assert "bob" in flat and "0x" in flat
+
+
 def test_no_password_and_no_terminal_says_how_to_give_one(cli: Invoke, home: Path) -> None:
     result = cli("account", "create", "alice", runner=_runner(password=None))
     line = refused(result, "password", "PERVASIVE_PASSWORD")
