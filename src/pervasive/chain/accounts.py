@@ -13,20 +13,21 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from eth_account import Account
 from eth_keys.datatypes import PrivateKey as EthPrivateKey
 from eth_utils.address import to_checksum_address
 
+from pervasive.crypto import PrivateKey
+from pervasive.crypto.encryption import seal_private_key, sealed_document, unseal_private_key
 from pervasive.errors import InvalidInput, KeystoreError, NotFound
 
 __all__ = ["Keystore", "Signer"]
 
+_ACCOUNT_SCRYPT_N = 2**18
+"""scrypt ``n`` of an account's key file (eth-account's default, 256 MiB)."""
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -86,7 +87,7 @@ class Keystore:
 
     def __init__(self, folder: Path, *, kdf_iterations: int | None = None) -> None:
         self.folder = folder
-        self._iterations = kdf_iterations
+        self._iterations = kdf_iterations if kdf_iterations is not None else _ACCOUNT_SCRYPT_N
 
     def _file(self, name: str) -> Path:
         if not name or not set(name) <= _NAME_CHARS:
@@ -101,11 +102,14 @@ class Keystore:
 
     def address_of(self, name: str) -> str:
         """The address of a stored account, without decrypting it."""
-        document = self._read(name)
+        what, remedy = f"account {name!r}", self._remedy(name)
+        document = sealed_document(self._read(name), what=what, remedy=remedy)
         try:
             return to_checksum_address(document["address"])
         except (KeyError, TypeError, ValueError):
-            raise _corrupt(self._file(name), "it holds no valid address") from None
+            raise KeystoreError(
+                f"{what} is corrupt (it holds no valid address), not a wrong password: {remedy}"
+            ) from None
 
     def create(self, name: str, password: str) -> Signer:
         """Generate a key, store it encrypted under ``name`` and return its signer."""
@@ -118,48 +122,39 @@ class Keystore:
             raise KeystoreError(f"an account named {name!r} already exists in {self.folder}")
         if not password:
             raise KeystoreError("refusing to store a key under an empty password")
-        encrypted = Account.encrypt(signer.private_key, password, iterations=self._iterations)
+        sealed = seal_private_key(
+            PrivateKey(signer.private_key), password, kdf_iterations=self._iterations
+        )
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(encrypted))
+        tmp.write_bytes(sealed)
         tmp.chmod(0o600)
         tmp.replace(path)
         return signer
 
     def load(self, name: str, password: str) -> Signer:
         """Decrypt the account ``name``; :class:`KeystoreError` on a wrong password."""
-        document = self._read(name)
-        try:
-            key = Account.decrypt(document, password)
-        except ValueError as exc:
-            if "mismatch" not in str(exc):  # eth-keyfile: "MAC mismatch", "Checksum mismatch"
-                raise _corrupt(self._file(name), str(exc)) from None
-            raise KeystoreError(
-                f"cannot unlock account {name!r}: wrong password (check PERVASIVE_PASSWORD "
-                "or what you typed)"
-            ) from exc
-        except (KeyError, TypeError, NotImplementedError) as exc:
-            raise _corrupt(self._file(name), f"it lacks or mangles {exc}") from None
-        return Signer.from_key(bytes(key))
+        key = unseal_private_key(
+            self._read(name),
+            password,
+            what=f"account {name!r}",
+            remedy=self._remedy(name),
+            hint=" (check PERVASIVE_PASSWORD or what you typed)",
+        )
+        return Signer.from_key(key.secret)
 
-    def _read(self, name: str) -> dict[str, Any]:
-        """The parsed key file of ``name``: :class:`NotFound` if absent, corrupt refused."""
+    def _remedy(self, name: str) -> str:
+        """What to do about a corrupt key file of ``name`` (it names the file)."""
+        return (
+            f"restore {self._file(name)} from a backup, or import the key again under another name"
+        )
+
+    def _read(self, name: str) -> bytes:
+        """The key file of ``name``: :class:`NotFound` if absent."""
         path = self._file(name)
         if not path.is_file():
             raise NotFound(f"no account named {name!r} in {self.folder}; create it first")
         try:
-            document = json.loads(path.read_bytes())
-        except (UnicodeDecodeError, ValueError):
-            raise _corrupt(path, "it is not JSON") from None
+            return path.read_bytes()
         except OSError as exc:
             raise KeystoreError(f"cannot read the key file {path}: {exc.strerror}") from None
-        if not isinstance(document, dict) or not ({"crypto", "Crypto"} & document.keys()):
-            raise _corrupt(path, "it is not an Ethereum keystore v3 file")
-        return document
-
-
-def _corrupt(path: Path, why: str) -> KeystoreError:
-    return KeystoreError(
-        f"the key file {path} is corrupt ({why}), not a wrong password: restore it from a "
-        "backup, or import the key again under another name"
-    )

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from typing import Any
 
 import coincurve
 from cryptography.exceptions import InvalidTag
@@ -45,6 +46,7 @@ __all__ = [
     "encrypt_to",
     "is_sealed",
     "seal_private_key",
+    "sealed_document",
     "unseal_private_key",
 ]
 
@@ -152,21 +154,55 @@ def is_sealed(data: bytes) -> bool:
     return data.lstrip().startswith(b"{")
 
 
-def unseal_private_key(sealed: bytes, password: str) -> PrivateKey:
-    """The key sealed by :func:`seal_private_key`; one-line :class:`KeystoreError` otherwise.
+def sealed_document(
+    sealed: bytes, *, what: str = "the key", remedy: str = "restore it from a backup"
+) -> dict[str, Any]:
+    """The keystore v3 document in ``sealed``, its shape checked (nothing decrypted).
 
-    Example: ``unseal_private_key(Path("lock.key").read_bytes(), "s3cret").address``.
+    A document that is no keystore raises a one-line :class:`KeystoreError` saying it is
+    corrupt (not a wrong password) and ``remedy``.
+
+    Example: ``sealed_document(path.read_bytes(), what=str(path))["address"]``.
     """
     try:
         document = json.loads(sealed)
     except (ValueError, UnicodeDecodeError):
-        raise KeystoreError("the sealed key is not a keystore JSON document (corrupt?)") from None
-    if not isinstance(document, dict) or not isinstance(document.get("crypto"), dict):
-        raise KeystoreError("the sealed key is not a keystore v3 document (corrupt?)")
+        raise _corrupt(what, "not a keystore JSON document", remedy) from None
+    # geth once wrote "Crypto"; eth-account reads both
+    if not isinstance(document, dict) or not isinstance(
+        document.get("crypto", document.get("Crypto")), dict
+    ):
+        raise _corrupt(what, "not a keystore v3 document", remedy)
+    return document
+
+
+def unseal_private_key(
+    sealed: bytes,
+    password: str,
+    *,
+    what: str = "the key",
+    remedy: str = "restore it from a backup",
+    hint: str = "",
+) -> PrivateKey:
+    """The key sealed by :func:`seal_private_key` (or any keystore v3 file).
+
+    A one-line :class:`KeystoreError` tells a wrong password (``hint`` appended: where
+    the password comes from) from a corrupt document (``remedy``).
+
+    Example: ``unseal_private_key(Path("lock.key").read_bytes(), "s3cret").address``.
+    """
+    document = sealed_document(sealed, what=what, remedy=remedy)
     try:
         secret = Account.decrypt(document, password)
-    except ValueError:  # eth-keyfile's "MAC mismatch" (a ValueError subclass)
-        raise KeystoreError("cannot unseal the key: wrong password") from None
-    except (KeyError, TypeError):
-        raise KeystoreError("the sealed key is missing keystore fields (corrupt?)") from None
+    except ValueError as exc:
+        if "mismatch" not in str(exc):  # eth-keyfile: "MAC mismatch", "Checksum mismatch"
+            raise _corrupt(what, str(exc), remedy) from None
+        raise KeystoreError(f"cannot unseal {what}: wrong password{hint}") from None
+    except (KeyError, TypeError, NotImplementedError) as exc:
+        # eth-keyfile raises NotImplementedError for a kdf or cipher it does not know
+        raise _corrupt(what, f"missing keystore fields: {exc}", remedy) from None
     return PrivateKey(bytes(secret))
+
+
+def _corrupt(what: str, why: str, remedy: str) -> KeystoreError:
+    return KeystoreError(f"{what} is corrupt ({why}), not a wrong password: {remedy}")
