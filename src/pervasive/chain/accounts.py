@@ -23,6 +23,7 @@ from eth_utils.address import to_checksum_address
 from pervasive.crypto import PrivateKey
 from pervasive.crypto.encryption import seal_private_key, sealed_document, unseal_private_key
 from pervasive.errors import InvalidInput, KeystoreError, NotFound
+from pervasive.store.files import write_private
 
 __all__ = ["Keystore", "Signer"]
 
@@ -125,11 +126,7 @@ class Keystore:
         sealed = seal_private_key(
             PrivateKey(signer.private_key), password, kdf_iterations=self._iterations
         )
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(sealed)
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(path, sealed)
         return signer
 
     def load(self, name: str, password: str) -> Signer:

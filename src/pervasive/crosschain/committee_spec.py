@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from pervasive.crypto import PublicKey, checksum_address
 from pervasive.errors import ConfigError, InvalidInput
+from pervasive.store.files import write_public
 
 __all__ = ["CommitteeContracts", "CommitteeMember", "CommitteeSpec"]
 
@@ -190,10 +191,7 @@ class CommitteeSpec:
 
     def save(self, path: Path) -> None:
         """Write the committee file (atomically: a reader never sees half a file)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(path.suffix + ".partial")
-        partial.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        partial.replace(path)
+        write_public(path, json.dumps(self.to_json(), indent=2) + "\n")
 
 
 _T = TypeVar("_T")

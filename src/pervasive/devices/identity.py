@@ -32,9 +32,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +46,7 @@ from pervasive.crypto.encryption import (
 from pervasive.devices.declarations import validate_sensor_name
 from pervasive.errors import ConfigError, InvalidInput, KeystoreError
 from pervasive.messaging.tls import ClientCredentials
-from pervasive.pki.files import private_folder
+from pervasive.store.files import private_folder, write_private
 
 __all__ = ["DeviceFolder"]
 
@@ -159,18 +156,8 @@ class DeviceFolder:
             else key.secret.hex().encode()
         )
         private_folder(path.parent)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            # link, not replace: a key another process created meanwhile is never overwritten
-            with contextlib.suppress(FileExistsError):
-                os.link(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        # a key another process created meanwhile is never overwritten
+        write_private(path, data, keep_existing=True)
 
     def sensors(self) -> list[str]:
         """Names of the sensors that have a signing key here."""

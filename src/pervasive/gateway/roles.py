@@ -34,6 +34,7 @@ from pathlib import Path
 from pervasive.errors import ConfigError, InvalidInput
 from pervasive.gateway.policy import Role
 from pervasive.messaging.topics import validate_identity
+from pervasive.store.files import write_public
 
 __all__ = ["RoleBook", "parse_role", "roles_file"]
 
@@ -164,11 +165,8 @@ class RoleBook:
         self._stamp, self.assigned = stamp, roles
 
     def _write(self, roles: dict[str, Role]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
         document = {"roles": {identity: role.value for identity, role in sorted(roles.items())}}
-        partial.write_text(json.dumps(document, indent=2) + "\n")
-        os.replace(partial, self.path)
+        write_public(self.path, json.dumps(document, indent=2) + "\n")
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pervasive.errors import ConfigError
+from pervasive.store.files import write_public
 
 __all__ = [
     "WATCH_SECONDS",
@@ -82,10 +83,7 @@ def write_admitted(path: Path, identities: Iterable[str]) -> None:
 
     Example: ``write_admitted(admitted_file(home), ["svc:shadow", "lock-7"])``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(list(identities)))
-    partial.replace(path)
+    write_public(path, json.dumps(list(identities)))
 
 
 class AdmissionWatch:

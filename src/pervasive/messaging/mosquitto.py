@@ -68,6 +68,7 @@ from pervasive.messaging.client import ClientOptions, MqttClient
 from pervasive.messaging.errors import BrokerUnavailable, ConnectionRefused
 from pervasive.messaging.mosquitto_log import count_refusals, exit_reason
 from pervasive.messaging.tls import BrokerCredentials, ClientCredentials
+from pervasive.store.files import write_public
 
 __all__ = [
     "BROKER_ADMIN_IDENTITY",
@@ -318,10 +319,10 @@ class MosquittoBroker:
         # reconnect (mosquitto 2.0), so mosquitto reloads only when ACL or CRL changed
         changed = acl != self._acl_text or crl != self._crl_mtime
         self._acl_text, self._crl_mtime = acl, crl
-        _replace(self.acl_file, acl)
+        write_public(self.acl_file, acl)
         if not self.dynamic_security_file.exists():
-            _replace(self.dynamic_security_file, json.dumps(_EMPTY_DYNSEC))
-        _replace(self.config_file, self.render_config())
+            write_public(self.dynamic_security_file, json.dumps(_EMPTY_DYNSEC))
+        write_public(self.config_file, self.render_config())
         return changed
 
     async def start(self) -> None:
@@ -604,9 +605,3 @@ class MosquittoBroker:
 
 def _mtime_ns(path: Path) -> int:
     return path.stat().st_mtime_ns if path.exists() else 0
-
-
-def _replace(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)

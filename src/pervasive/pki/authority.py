@@ -46,7 +46,6 @@ from pervasive.pki.certificates import (
     new_private_key,
     private_key_pem,
 )
-from pervasive.pki.files import private_folder, write_private, write_public
 from pervasive.pki.index import SCHEMA, CertificateIndex
 from pervasive.pki.records import (
     CertificateKind,
@@ -56,6 +55,7 @@ from pervasive.pki.records import (
 )
 from pervasive.pki.verification import verify_certificate
 from pervasive.store import open_database
+from pervasive.store.files import private_folder, write_private, write_public
 
 __all__ = [
     "BROKER_HOSTS",

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pervasive.errors import ConfigError
+from pervasive.store.files import write_public
 
 __all__ = [
     "Endpoint",
@@ -106,10 +107,7 @@ def run_file(home: Path) -> Path:
 
 def write_run_record(path: Path, record: RunRecord) -> None:
     """Write ``record`` atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(record.to_json())
-    partial.replace(path)
+    write_public(path, record.to_json())
 
 
 def read_run_record(path: Path) -> RunRecord | None:

@@ -1,9 +1,11 @@
-"""Files of the CA and of the identities it issues: atomic writes, owner-only modes.
+"""Files of the data directory written whole: atomic writes, owner-only modes.
 
-A private key (the CA's, a server's, a device's or a service's TLS key) is written
-mode 0600 through a temporary file that is renamed over the target, so a reader sees
-the old file or the new one, never half of one; the folder of a device's or service's
-credentials is 0700. Public files (certificates, the CRL) keep the umask's mode.
+Every file a reader may open while it is rewritten (a certificate, the CRL, the broker's
+ACL, the run file, a key) is written to a temporary file beside it and renamed over the
+target, so a reader sees the old file or the new one, never half of one. A private key
+(the CA's, a TLS key, an account's, a sensor's) is written mode 0600 and made durable;
+the folder of a device's or service's credentials is 0700. Public files keep the umask's
+mode.
 
 Example::
 
@@ -14,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -45,8 +48,11 @@ def private_folder(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes, *, keep_existing: bool = False) -> None:
     """Write ``data`` readable by the owner only (0600), atomically and durably.
+
+    ``keep_existing``: a file already at ``path`` (another process's key written
+    meanwhile) is left as it is instead of replaced: the first writer wins.
 
     Example: ``write_private(folder / "key.pem", issued.private_key_pem)``.
     """
@@ -58,20 +64,24 @@ def write_private(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        if keep_existing:
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        else:
+            temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def write_public(path: Path, data: bytes) -> None:
-    """Write ``data`` atomically with the umask's mode (certificates, the CRL).
+def write_public(path: Path, data: bytes | str) -> None:
+    """Write ``data`` (text as UTF-8) atomically with the umask's mode.
 
     Example: ``write_public(folder / "cert.pem", issued.certificate_pem)``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_path(path)
     try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
+        temporary.write_bytes(data.encode() if isinstance(data, str) else data)
+        temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
